@@ -34,6 +34,7 @@ class MountOptions:
     fuse_flags: tuple[str, ...] = ()
     max_read_ahead: int = 128 * 1024
     write_back_cache: bool = False
+    case_insensitive: bool | None = None  # --mount-case-insensitive; None lets the remote decide
     extra_options: tuple[str, ...] = ()  # -o/--option values for libfuse
 
 

@@ -1,0 +1,231 @@
+"""The one option registry: every mount, VFS and per-volume global option.
+
+Each option is declared once here; the same declaration drives the command-line
+flags (entrypoints/flags.py), `-o key=value` parsing (domain/volume_options.py),
+the state file and `--help`. Names, types and defaults are rclone's.
+
+An option that is declared but not implemented is refused when given, never
+silently ignored. To implement one, drop its `support=` argument (or widen
+`supported_choices`): nothing else changes.
+
+Defaults that depend on the process (uid, gid, umask) are placeholders here. The
+entrypoint passes the real ones as raw strings in `defaults` to
+`parse_volume_options` (and they are overridden by any explicit flag or `-o`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from domain.errors import OptionError
+from domain.values import OptionValue, ValueType
+from domain.volume import UNLIMITED, CacheMode, MountOptions, VfsOptions
+
+SUPPORTED = "supported"
+NOT_YET = "not supported yet"
+ONLY_WINDOWS = "only meaningful on Windows, not supported"
+ONLY_MACOS = "only meaningful on macOS, not supported"
+ONLY_WINDOWS_MACOS = "only meaningful on Windows and macOS, not supported"
+NOT_FOR_PLUGIN = "meaningless for a volume plugin (each volume's mount is run by the daemon)"
+
+
+class OptionKind(enum.Enum):
+    MOUNT = "mount"  # a MountOptions field
+    VFS = "vfs"  # a VfsOptions field
+    GLOBAL = "global"  # a process-wide flag in rclone, settable per volume here (VfsOptions)
+
+
+@dataclass(frozen=True)
+class OptionDecl:
+    name: str  # dashed, as rclone spells the flag
+    kind: OptionKind
+    field: str | None  # target field; None for options that can never be accepted
+    type: ValueType
+    default: OptionValue
+    help: str
+    support: str = SUPPORTED  # or the reason the option is refused
+    supported_choices: tuple[str, ...] | None = None  # enums: the values accepted so far
+    short: str | None = None  # one-letter flag alias
+
+    @property
+    def is_supported(self) -> bool:
+        return self.support == SUPPORTED
+
+    def parse(self, raw: str) -> OptionValue:
+        """The typed value of `raw`, or OptionError if malformed or not accepted."""
+        if not self.is_supported:
+            raise OptionError(f"{self.name}: {self.support}")
+        value = self.type.parse(self.name, raw)
+        if self.supported_choices is not None:
+            text = self.type.format(value)
+            if text not in self.supported_choices:
+                raise OptionError(
+                    f'{self.name}: "{text}" is {NOT_YET} '
+                    f"(supported: {', '.join(self.supported_choices)})"
+                )
+        return value
+
+    def format_default(self) -> str:
+        return self.type.format(self.default)
+
+
+_M, _V, _G = OptionKind.MOUNT, OptionKind.VFS, OptionKind.GLOBAL
+_B, _D, _S = ValueType.BOOL, ValueType.DURATION, ValueType.SIZE
+_MODE, _STR, _LIST = ValueType.MODE, ValueType.STRING, ValueType.STRING_LIST
+
+
+OPTIONS: tuple[OptionDecl, ...] = (
+    # --- mount (FUSE) options ---
+    OptionDecl("allow-non-empty", _M, "allow_non_empty", _B, False,
+               "Mount even if the mountpoint directory is not empty"),
+    OptionDecl("allow-other", _M, "allow_other", _B, False,
+               "Let users other than the mounting one access the mount"),
+    OptionDecl("allow-root", _M, "allow_root", _B, False,
+               "Let root access the mount as well as the mounting user"),
+    OptionDecl("async-read", _M, "async_read", _B, True,
+               "Let the kernel issue reads asynchronously"),
+    OptionDecl("attr-timeout", _M, "attr_timeout", _D, 1.0,
+               "How long the kernel may cache file and directory attributes"),
+    OptionDecl("daemon", _M, None, _B, False,
+               "Detach the mount into the background", support=NOT_FOR_PLUGIN),
+    OptionDecl("daemon-timeout", _M, "daemon_timeout", _D, 0.0,
+               "Time limit for answering a kernel request (0 = the kernel's default)",
+               support=NOT_YET),
+    OptionDecl("daemon-wait", _M, None, _D, 60.0,
+               "How long to wait for a backgrounded mount to be ready",
+               support=NOT_FOR_PLUGIN),
+    OptionDecl("debug-fuse", _M, "debug_fuse", _B, False,
+               "Log every FUSE request (needs verbose logging)"),
+    OptionDecl("default-permissions", _M, "default_permissions", _B, False,
+               "Have the kernel check access against the file modes"),
+    OptionDecl("devname", _M, "devname", _STR, "",
+               "Device name shown in the mount table (default: remote:path)"),
+    OptionDecl("fuse-flag", _M, "fuse_flags", _LIST, (),
+               "Flag or argument passed straight to libfuse (repeatable)"),
+    OptionDecl("max-read-ahead", _M, "max_read_ahead", _S, 128 * 1024,
+               "Most bytes the kernel may prefetch for sequential reads", support=NOT_YET),
+    OptionDecl("mount-case-insensitive", _M, "case_insensitive", ValueType.TRISTATE, None,
+               "Tell the OS the mount is case insensitive (true) or sensitive (false) "
+               "instead of asking the remote", support=NOT_YET),
+    OptionDecl("network-mode", _M, None, _B, False,
+               "Mount as a network drive", support=ONLY_WINDOWS),
+    OptionDecl("noappledouble", _M, None, _B, True,
+               "Hide Apple Double (._) and .DS_Store files", support=ONLY_MACOS),
+    OptionDecl("noapplexattr", _M, None, _B, False,
+               'Hide "com.apple.*" extended attributes', support=ONLY_MACOS),
+    OptionDecl("option", _M, "extra_options", _LIST, (),
+               "Mount option passed to libfuse, as after mount -o (repeatable)", short="o"),
+    OptionDecl("volname", _M, None, _STR, "",
+               "Volume label shown by the OS", support=ONLY_WINDOWS_MACOS),
+    OptionDecl("write-back-cache", _M, "write_back_cache", _B, False,
+               "Let the kernel buffer writes instead of writing through"),
+    # --- VFS options ---
+    OptionDecl("dir-cache-time", _V, "dir_cache_time", _D, 300.0,
+               "How long a directory listing stays fresh"),
+    OptionDecl("dir-perms", _V, "dir_perms", _MODE, 0o777, "Permission bits of directories"),
+    OptionDecl("file-perms", _V, "file_perms", _MODE, 0o666, "Permission bits of files"),
+    OptionDecl("gid", _V, "gid", ValueType.UINT32, 0,
+               "Group owning every file (default: the daemon's gid)"),
+    OptionDecl("no-checksum", _V, "no_checksum", _B, False,
+               "Skip checksum comparison on upload and download", support=NOT_YET),
+    OptionDecl("no-modtime", _V, "no_modtime", _B, False,
+               "Neither read nor set modification times"),
+    OptionDecl("no-seek", _V, "no_seek", _B, False, "Refuse seeking in open files"),
+    OptionDecl("poll-interval", _V, "poll_interval", _D, 60.0,
+               "How often to ask the remote for changes (0 = never); "
+               "must be below dir-cache-time", support=NOT_YET),
+    OptionDecl("read-only", _V, "read_only", _B, False, "Refuse every change to the volume"),
+    OptionDecl("uid", _V, "uid", ValueType.UINT32, 0,
+               "User owning every file (default: the daemon's uid)"),
+    OptionDecl("umask", _V, "umask", _MODE, 0o022,
+               "Permission bits removed from files and directories "
+               "(default: the daemon's umask)"),
+    OptionDecl("vfs-cache-max-age", _V, "cache_max_age", _D, 3600.0,
+               "Drop cached files unused for longer than this", support=NOT_YET),
+    OptionDecl("vfs-cache-max-size", _V, "cache_max_size", _S, UNLIMITED,
+               "Evict least recently used cached files above this total", support=NOT_YET),
+    OptionDecl("vfs-cache-mode", _V, "cache_mode", ValueType.CACHE_MODE, CacheMode.OFF,
+               "What the local file cache holds: off|minimal|writes|full",
+               supported_choices=("off",)),
+    OptionDecl("vfs-cache-poll-interval", _V, "cache_poll_interval", _D, 60.0,
+               "How often to look for cached files to evict", support=NOT_YET),
+    OptionDecl("vfs-case-insensitive", _V, "case_insensitive", _B, False,
+               "Fall back to a case-insensitive match when a name is not found",
+               support=NOT_YET),
+    OptionDecl("vfs-disk-space-total-size", _V, "disk_space_total_size", _S, UNLIMITED,
+               "Total disk size reported to df (off = ask the remote)"),
+    OptionDecl("vfs-fast-fingerprint", _V, "fast_fingerprint", _B, False,
+               "Detect remote changes by cheaper, less exact fingerprints", support=NOT_YET),
+    OptionDecl("vfs-read-ahead", _V, "read_ahead", _S, 0,
+               "Read this much beyond buffer-size in cache mode full", support=NOT_YET),
+    OptionDecl("vfs-read-chunk-size", _V, "read_chunk_size", _S, 128 * 1024 * 1024,
+               "Size of the first ranged read of a file", support=NOT_YET),
+    OptionDecl("vfs-read-chunk-size-limit", _V, "read_chunk_size_limit", _S, UNLIMITED,
+               "Double the chunk size after each chunk up to this (off = no limit)",
+               support=NOT_YET),
+    OptionDecl("vfs-read-wait", _V, "read_wait", _D, 0.020,
+               "How long an out-of-order read waits for the in-order one before seeking",
+               support=NOT_YET),
+    OptionDecl("vfs-used-is-size", _V, "used_is_size", _B, False,
+               "Report used space by summing file sizes", support=NOT_YET),
+    OptionDecl("vfs-write-back", _V, "write_back", _D, 5.0,
+               "Upload a changed file this long after its last close", support=NOT_YET),
+    OptionDecl("vfs-write-wait", _V, "write_wait", _D, 1.0,
+               "How long an out-of-order write waits for the in-order one before failing",
+               support=NOT_YET),
+    # --- process-wide flags in rclone, per volume here ---
+    OptionDecl("buffer-size", _G, "buffer_size", _S, 16 * 1024 * 1024,
+               "Read-ahead buffer per open file", support=NOT_YET),
+    OptionDecl("transfers", _G, "transfers", ValueType.INT, 4,
+               "Uploads run at the same time", support=NOT_YET),
+)  # fmt: skip
+
+_BY_NAME: dict[str, OptionDecl] = {decl.name: decl for decl in OPTIONS}
+
+
+def normalise_key(key: str) -> str:
+    """rclone's rule: case-insensitive, a leading "--" dropped, "_" read as "-"."""
+    key = key.strip().lower()
+    key = key.removeprefix("--")
+    return key.replace("_", "-")
+
+
+def find_option(key: str) -> OptionDecl | None:
+    return _BY_NAME.get(normalise_key(key))
+
+
+def _parse_all(values: Mapping[str, str]) -> Iterable[tuple[OptionDecl, OptionValue]]:
+    for key in sorted(values):
+        decl = find_option(key)
+        if decl is None:
+            raise OptionError(f'unknown option "{key}"')
+        yield decl, decl.parse(values[key])
+
+
+def apply_option_values(
+    values: Mapping[str, str],
+    mount: MountOptions | None = None,
+    vfs: VfsOptions | None = None,
+) -> tuple[MountOptions, VfsOptions]:
+    """Parse raw registry option values onto `mount`/`vfs` (default: the defaults).
+
+    Keys are normalised; every key must be a registry option. Raises OptionError
+    for an unknown key, a malformed value or an option not accepted yet.
+    """
+    mount_changes: dict[str, OptionValue] = {}
+    vfs_changes: dict[str, OptionValue] = {}
+    for decl, value in _parse_all(values):
+        assert decl.field is not None  # options without a field are never supported
+        target = mount_changes if decl.kind is OptionKind.MOUNT else vfs_changes
+        target[decl.field] = value
+    new_mount = dataclasses.replace(mount or MountOptions(), **mount_changes)  # type: ignore[arg-type]
+    new_vfs = dataclasses.replace(vfs or VfsOptions(), **vfs_changes)  # type: ignore[arg-type]
+    return new_mount, new_vfs
+
+
+def check_option_values(values: Mapping[str, str]) -> None:
+    """Raise OptionError unless every value is a valid, accepted registry option."""
+    apply_option_values(values)

@@ -1,0 +1,184 @@
+import dataclasses
+
+import pytest
+
+from domain.errors import OptionError
+from domain.options import (
+    OPTIONS,
+    SUPPORTED,
+    OptionKind,
+    apply_option_values,
+    check_option_values,
+    find_option,
+    normalise_key,
+)
+from domain.volume import CacheMode, MountOptions, VfsOptions
+
+# The mount and VFS options of `rclone serve docker --help`, plus two globals.
+RCLONE_OPTIONS = {
+    "allow-non-empty", "allow-other", "allow-root", "async-read", "attr-timeout", "daemon",
+    "daemon-timeout", "daemon-wait", "debug-fuse", "default-permissions", "devname",
+    "dir-cache-time", "dir-perms", "file-perms", "fuse-flag", "gid", "max-read-ahead",
+    "mount-case-insensitive", "network-mode", "no-checksum", "no-modtime", "no-seek",
+    "noappledouble", "noapplexattr", "option", "poll-interval", "read-only", "uid", "umask",
+    "vfs-cache-max-age", "vfs-cache-max-size", "vfs-cache-mode", "vfs-cache-poll-interval",
+    "vfs-case-insensitive", "vfs-disk-space-total-size", "vfs-fast-fingerprint",
+    "vfs-read-ahead", "vfs-read-chunk-size", "vfs-read-chunk-size-limit", "vfs-read-wait",
+    "vfs-used-is-size", "vfs-write-back", "vfs-write-wait", "volname", "write-back-cache",
+    "buffer-size", "transfers",
+}  # fmt: skip
+
+SUPPORTED_NOW = {
+    "allow-non-empty", "allow-other", "allow-root", "async-read", "attr-timeout", "debug-fuse",
+    "default-permissions", "devname", "fuse-flag", "option", "write-back-cache", "no-seek",
+    "read-only", "no-modtime", "dir-cache-time", "umask", "uid", "gid", "dir-perms",
+    "file-perms", "vfs-disk-space-total-size", "vfs-cache-mode",
+}  # fmt: skip
+
+DAEMON_ONLY = {"base-dir", "socket-addr", "socket-gid", "no-spec", "forget-state", "cache-dir"}
+
+PROCESS_DEPENDENT = {"uid", "gid", "umask"}
+
+
+def test_every_rclone_option_is_declared_once() -> None:
+    names = [decl.name for decl in OPTIONS]
+    assert len(names) == len(set(names))
+    assert set(names) == RCLONE_OPTIONS
+    assert not DAEMON_ONLY & set(names)
+
+
+def test_exactly_the_walking_skeleton_options_are_supported() -> None:
+    assert {decl.name for decl in OPTIONS if decl.is_supported} == SUPPORTED_NOW
+
+
+def test_fields_exist_and_defaults_agree_with_the_dataclasses() -> None:
+    mount, vfs = MountOptions(), VfsOptions()
+    for decl in OPTIONS:
+        if decl.field is None:
+            assert not decl.is_supported, decl.name
+            continue
+        target = mount if decl.kind is OptionKind.MOUNT else vfs
+        assert decl.field in {f.name for f in dataclasses.fields(target)}, decl.name
+        if decl.name not in PROCESS_DEPENDENT:
+            assert getattr(target, decl.field) == decl.default, decl.name
+
+
+def test_globals_are_the_per_volume_process_flags() -> None:
+    assert {d.name for d in OPTIONS if d.kind is OptionKind.GLOBAL} == {"buffer-size", "transfers"}
+
+
+def test_declared_defaults_round_trip_through_their_syntax() -> None:
+    for decl in OPTIONS:
+        assert decl.type.parse(decl.name, decl.format_default()) == decl.default, decl.name
+
+
+@pytest.mark.parametrize(
+    ("key", "normal"),
+    [
+        ("allow-other", "allow-other"),
+        ("--allow-other", "allow-other"),
+        ("Allow_Other", "allow-other"),
+        ("--VFS_CACHE_MODE", "vfs-cache-mode"),
+        ("sftp_key_file", "sftp-key-file"),
+    ],
+)
+def test_normalise_key(key: str, normal: str) -> None:
+    assert normalise_key(key) == normal
+
+
+def test_find_option_normalises() -> None:
+    decl = find_option("--Dir_Cache_Time")
+    assert decl is not None and decl.name == "dir-cache-time"
+    assert find_option("sftp-host") is None
+
+
+def test_apply_option_values_sets_fields() -> None:
+    mount, vfs = apply_option_values(
+        {
+            "allow_other": "true",
+            "--attr-timeout": "2s",
+            "fuse-flag": "a,b",
+            "option": "ro",
+            "dir-cache-time": "10m",
+            "umask": "077",
+            "uid": "1000",
+            "vfs-cache-mode": "OFF",
+            "vfs-disk-space-total-size": "1T",
+            "read-only": "1",
+        }
+    )
+    assert mount.allow_other is True
+    assert mount.attr_timeout == 2.0
+    assert mount.fuse_flags == ("a", "b")
+    assert mount.extra_options == ("ro",)
+    assert vfs.dir_cache_time == 600.0
+    assert vfs.umask == 0o077
+    assert vfs.uid == 1000
+    assert vfs.cache_mode is CacheMode.OFF
+    assert vfs.disk_space_total_size == 1 << 40
+    assert vfs.read_only is True
+    assert apply_option_values({}) == (MountOptions(), VfsOptions())
+
+
+def test_apply_option_values_builds_on_given_base() -> None:
+    base_vfs = VfsOptions(uid=42)
+    _, vfs = apply_option_values({"gid": "7"}, vfs=base_vfs)
+    assert (vfs.uid, vfs.gid) == (42, 7)
+
+
+@pytest.mark.parametrize(
+    "name", sorted(RCLONE_OPTIONS - SUPPORTED_NOW - {"daemon", "daemon-wait", "network-mode",
+                                                      "noappledouble", "noapplexattr", "volname"})
+)  # fmt: skip
+def test_not_yet_supported_options_are_refused_even_with_default_values(name: str) -> None:
+    decl = find_option(name)
+    assert decl is not None
+    with pytest.raises(OptionError) as info:
+        apply_option_values({name: decl.format_default()})
+    assert str(info.value) == f"{name}: not supported yet"
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("network-mode", "Windows"),
+        ("noappledouble", "macOS"),
+        ("noapplexattr", "macOS"),
+        ("volname", "Windows and macOS"),
+        ("daemon", "volume plugin"),
+        ("daemon-wait", "volume plugin"),
+    ],
+)
+def test_platform_and_plugin_meaningless_options_say_why(name: str, why: str) -> None:
+    with pytest.raises(OptionError) as info:
+        check_option_values({name: "true" if name != "volname" else "x"})
+    message = str(info.value)
+    assert message.startswith(f"{name}: ")
+    assert why in message
+    assert "not supported yet" not in message
+
+
+@pytest.mark.parametrize("mode", ["writes", "FULL", "minimal"])
+def test_cache_modes_other_than_off_are_not_supported_yet(mode: str) -> None:
+    with pytest.raises(OptionError) as info:
+        check_option_values({"vfs-cache-mode": mode})
+    assert str(info.value) == (
+        f'vfs-cache-mode: "{mode.lower()}" is not supported yet (supported: off)'
+    )
+
+
+def test_malformed_value_names_the_option() -> None:
+    with pytest.raises(OptionError, match=r"^dir-cache-time: invalid duration"):
+        check_option_values({"dir-cache-time": "soon"})
+
+
+def test_unknown_option() -> None:
+    with pytest.raises(OptionError, match='unknown option "bogus"'):
+        check_option_values({"bogus": "1"})
+
+
+def test_flipping_support_is_one_field() -> None:
+    decl = find_option("transfers")
+    assert decl is not None
+    flipped = dataclasses.replace(decl, support=SUPPORTED)
+    assert flipped.parse("8") == 8
