@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.fixtures.cloudvol_daemon import CloudvolDaemon, cloudvol_daemon, fuse_mounts_under
+from tests.integration.fixtures.cloudvol_daemon import (
+    CloudvolDaemon,
+    cloudvol_daemon,
+    fuse_mounts_under,
+)
 from tests.integration.fixtures.dockerd import Dockerd, dockerd
 from tests.integration.fixtures.sshd import SshdServer, sshd
 
@@ -34,13 +38,17 @@ def sftp_opts(server: SshdServer, path: Path) -> list[str]:
 
 
 @pytest.fixture
-def docker_env(dockerd: Dockerd, cloudvol_daemon: CloudvolDaemon) -> Iterator[tuple[Dockerd, CloudvolDaemon]]:
+def docker_env(
+    dockerd: Dockerd, cloudvol_daemon: CloudvolDaemon
+) -> Iterator[tuple[Dockerd, CloudvolDaemon]]:
     yield dockerd, cloudvol_daemon
     # Whatever a test left running must not keep our volumes busy for the next one.
     ids = dockerd.run("ps", "-aq", check=False).stdout.split()
     if ids:
         dockerd.run("rm", "-f", *ids, check=False)
-    for name in dockerd.run("volume", "ls", "-q", "--filter", f"driver={cloudvol_daemon.driver}", check=False).stdout.split():
+    for name in dockerd.run(
+        "volume", "ls", "-q", "--filter", f"driver={cloudvol_daemon.driver}", check=False
+    ).stdout.split():
         dockerd.run("volume", "rm", "-f", name, check=False)
 
 
@@ -48,21 +56,36 @@ def create(docker: Dockerd, daemon: CloudvolDaemon, name: str, *opts: str) -> No
     docker.run("volume", "create", "-d", daemon.driver, *opts, name)
 
 
-def test_sftp_volume_user_story(docker_env: tuple[Dockerd, CloudvolDaemon], sshd: SshdServer) -> None:
+def test_sftp_volume_user_story(
+    docker_env: tuple[Dockerd, CloudvolDaemon], sshd: SshdServer
+) -> None:
     docker, daemon = docker_env
     remote_dir = sshd.data_dir / "srv-data"
     remote_dir.mkdir()
     name = unique("vol")
     create(docker, daemon, name, *sftp_opts(sshd, remote_dir))
 
-    out = docker.run("run", "--rm", "--network", "none", "-v", f"{name}:/data", docker.image, "sh", "-c", "echo hi > /data/x; cat /data/x")
+    out = docker.run(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        f"{name}:/data",
+        docker.image,
+        "sh",
+        "-c",
+        "echo hi > /data/x; cat /data/x",
+    )
     assert out.stdout == "hi\n"
     assert (remote_dir / "x").read_text() == "hi\n"
 
     docker.run("volume", "rm", name)
     assert name not in docker.run("volume", "ls", "-q").stdout.split()
     assert not (daemon.base_dir / name).exists()
-    assert (remote_dir / "x").read_text() == "hi\n", "removing a volume never touches the remote data"
+    assert (remote_dir / "x").read_text() == "hi\n", (
+        "removing a volume never touches the remote data"
+    )
 
 
 def test_local_volume(docker_env: tuple[Dockerd, CloudvolDaemon], tmp_path: Path) -> None:
@@ -73,20 +96,47 @@ def test_local_volume(docker_env: tuple[Dockerd, CloudvolDaemon], tmp_path: Path
     name = unique("loc")
     create(docker, daemon, name, "-o", f"remote={backing}")
 
-    out = docker.run("run", "--rm", "--network", "none", "-v", f"{name}:/data", docker.image, "sh", "-c", "cat /data/before.txt; mkdir /data/d; echo hi > /data/d/x; ls /data/d")
+    out = docker.run(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        f"{name}:/data",
+        docker.image,
+        "sh",
+        "-c",
+        "cat /data/before.txt; mkdir /data/d; echo hi > /data/d/x; ls /data/d",
+    )
     assert out.stdout == "from the host\nx\n"
     assert (backing / "d" / "x").read_text() == "hi\n"
 
 
-def test_connection_string_volume(docker_env: tuple[Dockerd, CloudvolDaemon], sshd: SshdServer) -> None:
+def test_connection_string_volume(
+    docker_env: tuple[Dockerd, CloudvolDaemon], sshd: SshdServer
+) -> None:
     docker, daemon = docker_env
     remote_dir = sshd.data_dir / "cs"
     remote_dir.mkdir()
     name = unique("cs")
-    remote = f":sftp,host={sshd.host},port={sshd.port},user={sshd.user},key_file={sshd.key_file}:{remote_dir}"
+    remote = (
+        f":sftp,host={sshd.host},port={sshd.port},user={sshd.user},"
+        f"key_file={sshd.key_file}:{remote_dir}"
+    )
     create(docker, daemon, name, "-o", f"remote={remote}")
 
-    docker.run("run", "--rm", "--network", "none", "-v", f"{name}:/data", docker.image, "sh", "-c", "echo via-cs > /data/x")
+    docker.run(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        f"{name}:/data",
+        docker.image,
+        "sh",
+        "-c",
+        "echo via-cs > /data/x",
+    )
     assert (remote_dir / "x").read_text() == "via-cs\n"
     info = json.loads(docker.run("volume", "inspect", name).stdout)[0]
     assert info["Driver"] == daemon.driver
@@ -100,9 +150,32 @@ def test_two_containers_share_a_volume_and_rm_is_refused_while_in_use(
     name = unique("shared")
     create(docker, daemon, name, *sftp_opts(sshd, sshd.data_dir))
     holder = unique("holder")
-    docker.run("run", "-d", "--name", holder, "--network", "none", "-v", f"{name}:/data", docker.image, "sleep", "300")
+    docker.run(
+        "run",
+        "-d",
+        "--name",
+        holder,
+        "--network",
+        "none",
+        "-v",
+        f"{name}:/data",
+        docker.image,
+        "sleep",
+        "300",
+    )
 
-    docker.run("run", "--rm", "--network", "none", "-v", f"{name}:/data", docker.image, "sh", "-c", "echo second > /data/from-second")
+    docker.run(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        f"{name}:/data",
+        docker.image,
+        "sh",
+        "-c",
+        "echo second > /data/from-second",
+    )
     assert docker.run("exec", holder, "cat", "/data/from-second").stdout == "second\n"
     # The second container's exit must not unmount the volume under the first.
     assert fuse_mounts_under(daemon.base_dir) == [str(daemon.base_dir / name)]
@@ -130,7 +203,17 @@ def test_bad_option_fails_create_with_its_name(
 ) -> None:
     docker, daemon = docker_env
     name = unique("bad")
-    result = docker.run("volume", "create", "-d", daemon.driver, *sftp_opts(sshd, sshd.data_dir), "-o", option, name, check=False)
+    result = docker.run(
+        "volume",
+        "create",
+        "-d",
+        daemon.driver,
+        *sftp_opts(sshd, sshd.data_dir),
+        "-o",
+        option,
+        name,
+        check=False,
+    )
     assert result.returncode != 0
     assert expected in result.stderr
     assert name not in docker.run("volume", "ls", "-q").stdout.split()
@@ -147,7 +230,9 @@ def test_unreachable_remote_fails_create_with_the_cause(
     name = unique("down")
     opts = sftp_opts(sshd, sshd.data_dir)
     opts[opts.index(f"sftp-port={sshd.port}")] = f"sftp-port={closed_port}"
-    result = docker.run("volume", "create", "-d", daemon.driver, *opts, name, check=False, timeout=130)
+    result = docker.run(
+        "volume", "create", "-d", daemon.driver, *opts, name, check=False, timeout=130
+    )
     assert result.returncode != 0
     assert "refused" in result.stderr.lower()
 
@@ -162,7 +247,19 @@ def test_state_brings_volumes_back_after_sigkill(
     create(docker, daemon, idle, *sftp_opts(sshd, remote_dir))
     create(docker, daemon, busy, *sftp_opts(sshd, remote_dir))
     holder = unique("holder")
-    docker.run("run", "-d", "--name", holder, "--network", "none", "-v", f"{busy}:/data", docker.image, "sleep", "300")
+    docker.run(
+        "run",
+        "-d",
+        "--name",
+        holder,
+        "--network",
+        "none",
+        "-v",
+        f"{busy}:/data",
+        docker.image,
+        "sleep",
+        "300",
+    )
 
     state = json.loads(daemon.state_file.read_text())
     assert {v["name"] for v in state} == {idle, busy}
@@ -176,19 +273,35 @@ def test_state_brings_volumes_back_after_sigkill(
     docker.run("exec", holder, "sh", "-c", "echo after-restart > /data/r")
     assert (remote_dir / "r").read_text() == "after-restart\n"
     # The restored volume kept its path (rclone drops it on restore).
-    out = docker.run("run", "--rm", "--network", "none", "-v", f"{idle}:/data", docker.image, "cat", "/data/r")
+    out = docker.run(
+        "run", "--rm", "--network", "none", "-v", f"{idle}:/data", docker.image, "cat", "/data/r"
+    )
     assert out.stdout == "after-restart\n"
 
     docker.run("rm", "-f", holder)
     assert fuse_mounts_under(daemon.base_dir) == []
 
 
-def test_clean_stop_unmounts_and_keeps_volumes(docker_env: tuple[Dockerd, CloudvolDaemon], sshd: SshdServer) -> None:
+def test_clean_stop_unmounts_and_keeps_volumes(
+    docker_env: tuple[Dockerd, CloudvolDaemon], sshd: SshdServer
+) -> None:
     docker, daemon = docker_env
     name = unique("stop")
     create(docker, daemon, name, *sftp_opts(sshd, sshd.data_dir))
     holder = unique("holder")
-    docker.run("run", "-d", "--name", holder, "--network", "none", "-v", f"{name}:/data", docker.image, "sleep", "300")
+    docker.run(
+        "run",
+        "-d",
+        "--name",
+        holder,
+        "--network",
+        "none",
+        "-v",
+        f"{name}:/data",
+        docker.image,
+        "sleep",
+        "300",
+    )
 
     assert daemon.stop() == 0
     assert fuse_mounts_under(daemon.base_dir) == []
@@ -201,11 +314,22 @@ def test_clean_stop_unmounts_and_keeps_volumes(docker_env: tuple[Dockerd, Cloudv
     assert name in docker.run("volume", "ls", "-q").stdout.split()
 
 
-def test_bad_volume_name_creates_nothing_outside_base_dir(docker_env: tuple[Dockerd, CloudvolDaemon], tmp_path: Path) -> None:
+def test_bad_volume_name_creates_nothing_outside_base_dir(
+    docker_env: tuple[Dockerd, CloudvolDaemon], tmp_path: Path
+) -> None:
     docker, daemon = docker_env
     backing = tmp_path / "b"
     backing.mkdir()
     escaped = daemon.base_dir.parent / "escaped"
-    result = docker.run("volume", "create", "-d", daemon.driver, "-o", f"remote={backing}", "../escaped", check=False)
+    result = docker.run(
+        "volume",
+        "create",
+        "-d",
+        daemon.driver,
+        "-o",
+        f"remote={backing}",
+        "../escaped",
+        check=False,
+    )
     assert result.returncode != 0
     assert not escaped.exists()
