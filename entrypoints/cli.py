@@ -1,0 +1,183 @@
+"""The `cloudvol` command: `cloudvol serve docker [flags]` and `cloudvol version`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from typing import TYPE_CHECKING
+
+import anyio
+from loguru import logger
+
+from domain.errors import OptionError
+from entrypoints.logging_setup import configure_logging, level_for
+
+if TYPE_CHECKING:
+    from entrypoints.serve_docker import ServeSettings
+
+# entrypoints.serve_docker (hypercorn, FastAPI, the container) is imported only by
+# `serve docker`, so that `version` and `--help` start quickly.
+
+DEFAULT_BASE_DIR = "/var/lib/docker-volumes/cloudvol"
+
+
+def default_cache_dir() -> str:
+    """rclone's choice (Go's os.UserCacheDir + "rclone"), with our name:
+    `$XDG_CACHE_HOME/cloudvol`, else `~/.cache/cloudvol` (root: /root/.cache/cloudvol)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "cloudvol")
+
+
+def version() -> str:
+    try:
+        return metadata.version("cloudvol")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _add_daemon_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--base-dir",
+        default=DEFAULT_BASE_DIR,
+        help=f"Base directory for volumes (default {DEFAULT_BASE_DIR!r})",
+    )
+    parser.add_argument(
+        "--socket-addr",
+        default="",
+        help="Address <host:port> or absolute path (default: /run/docker/plugins/cloudvol.sock)",
+    )
+    parser.add_argument(
+        "--socket-gid",
+        type=int,
+        default=os.getgid(),
+        help="GID for unix socket (default: current process GID)",
+    )
+    parser.add_argument("--no-spec", action="store_true", help="Do not write spec file")
+    parser.add_argument("--forget-state", action="store_true", help="Skip restoring previous state")
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        help="Directory for the state file and caches (default $XDG_CACHE_HOME/cloudvol"
+        " or ~/.cache/cloudvol)",
+    )
+    parser.add_argument(
+        "--config", default=None, help="Config file with named remotes (not supported yet)"
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="Print more: -v for INFO, -vv for DEBUG (default WARNING)",
+    )
+    parser.add_argument("--log-file", default=None, help="Log to this file instead of stderr")
+
+
+def _add_option_flags(parser: argparse.ArgumentParser) -> None:
+    # The mount/VFS flags come from the option registry, the one place declaring them.
+    from entrypoints.flags import add_option_flags
+
+    add_option_flags(parser)
+
+
+def _given_option_values(ns: argparse.Namespace) -> dict[str, str]:
+    from entrypoints.flags import given_option_values
+
+    return given_option_values(ns)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cloudvol", description="Remote storage as Docker volumes, through FUSE."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("version", help="Show the version")
+    serve = commands.add_parser("serve", help="Serve remotes over a protocol")
+    protocols = serve.add_subparsers(dest="protocol", metavar="PROTOCOL")
+    docker = protocols.add_parser(
+        "docker",
+        help="Serve any remote on docker's volume plugin API",
+        description="Serve any remote on docker's volume plugin API (like rclone serve docker).",
+    )
+    _add_daemon_flags(docker)
+    _add_option_flags(docker)
+    return parser
+
+
+def process_defaults() -> dict[str, str]:
+    """uid, gid and umask default to the daemon process's own, as in rclone."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return {"uid": str(os.getuid()), "gid": str(os.getgid()), "umask": f"{umask:03o}"}
+
+
+def settings_from_args(ns: argparse.Namespace) -> ServeSettings:
+    """Raises OptionError for a malformed mount/VFS flag value."""
+    from entrypoints.serve_docker import ServeSettings as Settings
+
+    return Settings(
+        base_dir=os.path.abspath(ns.base_dir),
+        cache_dir=os.path.abspath(ns.cache_dir or default_cache_dir()),
+        socket_addr=ns.socket_addr,
+        socket_gid=ns.socket_gid,
+        no_spec=ns.no_spec,
+        forget_state=ns.forget_state,
+        log_level=level_for(ns.verbose),
+        log_file=ns.log_file,
+        daemon_defaults={**process_defaults(), **_given_option_values(ns)},
+    )
+
+
+def _serve_docker(ns: argparse.Namespace) -> int:
+    if ns.config is not None:
+        print(
+            "cloudvol: error: --config is not supported yet: remotes from a config file"
+            " are not implemented; give the backend with -o type=... or a connection string",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        settings = settings_from_args(ns)
+    except OptionError as exc:
+        print(f"cloudvol: error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_file)
+
+    from entrypoints.serve_docker import StartupError, serve_docker
+
+    try:
+        anyio.run(serve_docker, settings, backend="asyncio")
+    except StartupError as exc:
+        logger.error("cannot start: {}", exc)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        logger.exception("the daemon failed")
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        ns = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a bad flag (argparse printed why)
+        return exc.code if isinstance(exc.code, int) else 2
+    if ns.command == "version":
+        print(f"cloudvol v{version()}")
+        print(f"- python: {platform.python_version()}")
+        print(f"- os/arch: {platform.system().lower()}/{platform.machine()}")
+        return 0
+    if ns.command == "serve" and ns.protocol == "docker":
+        return _serve_docker(ns)
+    parser.print_help(sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""loguru for the whole daemon: WARNING by default, -v INFO, -vv DEBUG; to stderr
+or --log-file. Libraries logging through the standard `logging` module (hypercorn)
+are routed into the same sink."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from loguru import logger
+
+_LEVELS = ("WARNING", "INFO", "DEBUG")
+_FORMAT = "{time:YYYY/MM/DD HH:mm:ss} {level: <7} {name}: {message}"
+
+
+def level_for(verbosity: int) -> str:
+    return _LEVELS[max(0, min(verbosity, len(_LEVELS) - 1))]
+
+
+class _InterceptHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
+
+
+def configure_logging(level: str, log_file: str | None = None) -> None:
+    logger.remove()
+    if log_file:
+        logger.add(log_file, level=level, format=_FORMAT, enqueue=False)
+    else:
+        logger.add(sys.stderr, level=level, format=_FORMAT)
+    logging.basicConfig(handlers=[_InterceptHandler()], level=level, force=True)

@@ -1,0 +1,226 @@
+"""`cloudvol serve docker`: the plugin API on a unix socket (or TCP), served by
+hypercorn on asyncio.
+
+The listening socket is bound here, given its mode and group, and only then handed
+to hypercorn (as `fd://`), which starts listening: Docker cannot connect before the
+permissions are right.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import stat
+from dataclasses import dataclass, field
+
+import anyio
+from hypercorn.asyncio import serve
+from hypercorn.config import Config as HypercornConfig
+from loguru import logger
+
+from entrypoints.container import Container
+
+PLUGIN_NAME = "cloudvol"
+SOCKET_MODE = 0o660
+_SYSTEMD_FIRST_FD = 3
+
+
+class StartupError(Exception):
+    """The daemon cannot start (socket in use, bad address...)."""
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    base_dir: str
+    cache_dir: str
+    socket_addr: str = ""  # "" = /run/docker/plugins/cloudvol.sock
+    socket_gid: int = field(default_factory=os.getgid)
+    no_spec: bool = False
+    forget_state: bool = False
+    log_level: str = "WARNING"
+    log_file: str | None = None
+    daemon_defaults: dict[str, str] = field(default_factory=dict)
+    plugins_run_dir: str = "/run/docker/plugins"
+    spec_dir: str = "/etc/docker/plugins"
+
+    @property
+    def default_socket_path(self) -> str:
+        return os.path.join(self.plugins_run_dir, f"{PLUGIN_NAME}.sock")
+
+
+@dataclass
+class Listener:
+    sock: socket.socket
+    description: str
+    remove_at_exit: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        self.sock.close()
+        for path in self.remove_at_exit:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+def make_container(settings: ServeSettings) -> Container:
+    container = Container()
+    container.config.from_dict(
+        {
+            "base_dir": settings.base_dir,
+            "cache_dir": settings.cache_dir,
+            "daemon_defaults": dict(settings.daemon_defaults),
+            "log_level": settings.log_level,
+            "log_file": settings.log_file,
+            "forget_state": settings.forget_state,
+        }
+    )
+    return container
+
+
+def bind_unix_socket(path: str, gid: int) -> socket.socket:
+    """Bind (not listen) a unix socket at `path`, mode 0660, group `gid`.
+
+    A socket file nobody answers on is stale and replaced; a live one means another
+    daemon is serving, and anything that is not a socket is left alone.
+    """
+    os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISSOCK(mode):
+            raise StartupError(f"{path} exists and is not a socket")
+        if _answers(path):
+            raise StartupError(f"another daemon is already listening on {path}")
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        os.chmod(path, SOCKET_MODE)
+        os.chown(path, -1, gid)
+    except BaseException:
+        sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise
+    return sock
+
+
+def _answers(path: str) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        return False
+    else:
+        return True
+    finally:
+        probe.close()
+
+
+def parse_tcp_addr(addr: str) -> tuple[str, int]:
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit():
+        raise StartupError(f"--socket-addr {addr!r} is neither an absolute path nor host:port")
+    return host.strip("[]"), int(port)
+
+
+def _systemd_socket() -> socket.socket | None:
+    # Socket activation: systemd passes the listening socket as fd 3.
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return None
+    if int(os.environ.get("LISTEN_FDS", "0")) < 1:
+        return None
+    return socket.socket(fileno=_SYSTEMD_FIRST_FD)
+
+
+def open_listener(settings: ServeSettings) -> Listener:
+    activated = None if settings.socket_addr else _systemd_socket()
+    if activated is not None:
+        return Listener(activated, "the socket passed by systemd")
+    addr = settings.socket_addr or settings.default_socket_path
+    if addr.startswith("/"):
+        sock = bind_unix_socket(addr, settings.socket_gid)
+        return Listener(sock, f"unix:{addr}", remove_at_exit=[addr])
+    host, port = parse_tcp_addr(addr)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot listen on {addr}: {exc}") from exc
+    actual_port = sock.getsockname()[1]
+    listener = Listener(sock, f"tcp://{host}:{actual_port}")
+    if not settings.no_spec:
+        spec_path = os.path.join(settings.spec_dir, f"{PLUGIN_NAME}.spec")
+        os.makedirs(settings.spec_dir, mode=0o755, exist_ok=True)
+        with open(spec_path, "w") as f:
+            f.write(f"tcp://{host or 'localhost'}:{actual_port}\n")
+        listener.remove_at_exit.append(spec_path)
+    return listener
+
+
+async def _watch_signals(stop: anyio.Event) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async for signum in signals:
+            if signum == signal.SIGHUP:
+                # rclone forgets its dir caches on SIGHUP; forwarding that to the mount
+                # workers is not wired up yet, so say so rather than pretend.
+                logger.warning("SIGHUP received: dir cache flushing is not implemented yet")
+                continue
+            logger.info("{} received: shutting down", signal.Signals(signum).name)
+            stop.set()
+            return
+
+
+def _hypercorn_config(listener: Listener) -> HypercornConfig:
+    config = HypercornConfig()
+    # hypercorn takes ownership of the fd it is given; it gets a duplicate so that
+    # closing both sides at exit cannot close some other file.
+    config.bind = [f"fd://{os.dup(listener.sock.fileno())}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    return config
+
+
+async def serve_docker(
+    settings: ServeSettings,
+    *,
+    container: Container | None = None,
+    stop: anyio.Event | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or `stop` is set), then unmount everything and
+    save the state without mount IDs. Volumes are loaded before serving; volumes
+    that had mount IDs are remounted while serving, and calls about them wait
+    for that, so one slow remote does not keep Docker from reaching the daemon."""
+    container = container or make_container(settings)
+    stop = stop or anyio.Event()
+    service = container.volume_service()
+    app = container.app()
+    listener = open_listener(settings)
+    try:
+        await service.load_state()
+    except BaseException:
+        # Not service.shutdown(): saving now would overwrite the unread state file.
+        listener.close()
+        raise
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_signals, stop)
+            tg.start_soon(service.restore_mounts)
+            logger.info("serving the Docker volume plugin API on {}", listener.description)
+            # FastAPI is an ASGI app; its type hints just differ from hypercorn's.
+            await serve(app, _hypercorn_config(listener), shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+            tg.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            try:
+                await service.shutdown()
+            finally:
+                listener.close()
+    logger.info("stopped")
