@@ -1,0 +1,213 @@
+"""Open-file handles for cache mode off, with rclone's rules.
+
+Read handles stream from the remote through `ReadAhead`. Write handles stream
+sequential writes into a `RemoteWriter` and commit at the first flush after a
+write, or at release; nothing is kept on disk, so a write at any other offset than
+the current end cannot be honoured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import time
+from collections.abc import Awaitable, Callable
+
+from loguru import logger
+
+from application.ports import RemoteStorage, RemoteWriter
+from application.vfs.nodes import Node
+from application.vfs.reader import MAX_PIECE, ReadAhead
+from domain.volume import UNLIMITED, VfsOptions
+
+
+class ReadHandle:
+    def __init__(self, node: Node, storage: RemoteStorage, options: VfsOptions) -> None:
+        self.node = node
+        max_piece = MAX_PIECE
+        if options.read_chunk_size > 0:
+            max_piece = min(max_piece, options.read_chunk_size)
+        self._stream = ReadAhead(
+            # node.path at open time of the remote reader: a rename may come first.
+            lambda: storage.open_reader(node.path),
+            node.size,
+            window=options.buffer_size if options.buffer_size != UNLIMITED else MAX_PIECE,
+            max_piece=max_piece,
+            no_seek=options.no_seek,
+            name=node.path,
+        )
+
+    async def read(self, offset: int, size: int) -> bytes:
+        return await self._stream.read(offset, size)
+
+    async def write(self, offset: int, data: bytes) -> int:
+        raise OSError(errno.EBADF, "handle is open for reading only")
+
+    async def truncate(self, size: int) -> None:
+        raise OSError(errno.EBADF, "handle is open for reading only")
+
+    async def flush(self) -> None:
+        pass
+
+    async def release(self) -> None:
+        await self._stream.close()
+
+
+class WriteHandle:
+    """A sequential upload. Mirrors rclone's write handle: the upload starts at
+    the first write (or flush), and only once it is known to be safe to replace
+    the remote file (O_TRUNC, a truncate to 0, or a file that is not there yet)."""
+
+    def __init__(
+        self,
+        node: Node,
+        storage: RemoteStorage,
+        options: VfsOptions,
+        *,
+        truncate: bool,
+        on_committed: Callable[[Node], None],
+        on_failed: Callable[[Node], None],
+        set_mtime: Callable[[Node, float], Awaitable[None]],
+    ) -> None:
+        self.node = node
+        self._storage = storage
+        self._options = options
+        self._truncated = truncate
+        self._on_committed = on_committed
+        self._on_failed = on_failed
+        self._set_mtime = set_mtime
+        self._writer: RemoteWriter | None = None
+        self._offset = 0
+        self._write_called = False
+        self._closed = False
+        self._cond = asyncio.Condition()
+        self.pending_mtime: float | None = None
+        node.writers += 1
+
+    def _safe_to_truncate(self) -> bool:
+        return self._truncated or not self.node.on_remote
+
+    async def _open_pending(self) -> RemoteWriter:
+        if self._writer is not None:
+            return self._writer
+        if not self._safe_to_truncate():
+            logger.error(
+                "{}: can't open an existing file for writing without O_TRUNC with --vfs-cache-mode off",
+                self.node.path,
+            )
+            raise OSError(errno.EPERM, "existing file opened for write without O_TRUNC")
+        self._writer = await self._storage.open_writer(self.node.path)
+        self.node.size = 0
+        self._truncated = True
+        return self._writer
+
+    async def read(self, offset: int, size: int) -> bytes:
+        logger.error(
+            "{}: can't read a file opened for writing with --vfs-cache-mode off", self.node.path
+        )
+        raise OSError(errno.EPERM, "read on a write handle")
+
+    async def write(self, offset: int, data: bytes) -> int:
+        async with self._cond:
+            if self._closed:
+                raise OSError(errno.EBADF, "write after the upload was committed")
+            if self._writer is None and not self._safe_to_truncate():
+                # Checked before the offset: an append to an existing file (which
+                # writes at its end) fails for this reason, not for seeking.
+                await self._open_pending()
+            if self._offset != offset:
+                # The kernel may deliver writes slightly out of order: wait for the gap.
+                try:
+                    await asyncio.wait_for(
+                        self._cond.wait_for(lambda: self._offset == offset or self._closed),
+                        self._options.write_wait,
+                    )
+                except TimeoutError:
+                    pass
+            if self._closed:
+                raise OSError(errno.EBADF, "write after the upload was committed")
+            if self._offset != offset:
+                logger.error(
+                    "{}: can't seek while writing with --vfs-cache-mode off (write at {}, file end {})",
+                    self.node.path,
+                    offset,
+                    self._offset,
+                )
+                raise OSError(errno.ESPIPE, "non-sequential write")
+            writer = await self._open_pending()
+            self._write_called = True
+            await writer.write(data)
+            self._offset += len(data)
+            self.node.size = self._offset
+            self._cond.notify_all()
+            return len(data)
+
+    async def truncate(self, size: int) -> None:
+        async with self._cond:
+            if size != self._offset:
+                logger.error(
+                    "{}: can't change the size of a file being written with --vfs-cache-mode off",
+                    self.node.path,
+                )
+                raise OSError(errno.EPERM, "truncate while writing")
+            if size == 0:
+                self._truncated = True
+
+    async def flush(self) -> None:
+        async with self._cond:
+            if self._closed:
+                return
+            if not self._write_called:
+                # Like rclone: a flush before any write only starts the upload, so
+                # a later release (or a write through a dup'd descriptor) finishes it.
+                await self._open_pending()
+                self._write_called = True
+                return
+            await self._close()
+
+    async def release(self) -> None:
+        async with self._cond:
+            if not self._closed:
+                await self._close()
+
+    async def _close(self) -> None:
+        self._closed = True
+        self._cond.notify_all()
+        node = self.node
+        node.writers -= 1
+        if self._writer is None and not self._safe_to_truncate():
+            return  # never written: the remote file stays as it was
+        try:
+            writer = await self._open_pending()
+            if node.unlinked:
+                await writer.abort()
+                return
+            await writer.commit()
+        except BaseException as exc:
+            logger.error("{}: upload failed: {!r}", node.path, exc)
+            if self._writer is not None:
+                try:
+                    await self._writer.abort()
+                except Exception as abort_exc:
+                    logger.warning("{}: abort after failed upload: {!r}", node.path, abort_exc)
+            if not node.on_remote:
+                self._on_failed(node)
+            if isinstance(exc, OSError) and exc.errno:
+                raise
+            if isinstance(exc, Exception):
+                raise OSError(errno.EIO, f"upload of {node.path} failed: {exc}") from exc
+            raise
+        node.size = self._offset
+        node.mtime = time.time()
+        self._on_committed(node)
+        if self.pending_mtime is not None:
+            # A utime() during the upload: the remote file only exists now.
+            await self._set_mtime(node, self.pending_mtime)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def upload_started(self) -> bool:
+        return self._writer is not None

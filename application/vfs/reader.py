@@ -1,0 +1,201 @@
+"""Streaming reads with read-ahead, for read handles in cache mode off.
+
+The kernel asks for at most 128 KiB at a time, and over SFTP the round trip costs
+far more than the transfer, so the remote is asked for large pieces instead
+(`first_piece` after a seek, doubling up to `max_piece`), and while one piece is
+being consumed the next ones are already in flight, up to `window` bytes ahead.
+The window only opens up as the reader proves to be sequential, so random reads
+do not pull megabytes they will never use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+from collections.abc import Awaitable, Callable
+
+from loguru import logger
+
+from application.ports import RemoteReader
+
+FIRST_PIECE = 512 * 1024
+MAX_PIECE = 4 * 1024 * 1024
+
+
+class _Piece:
+    def __init__(self, start: int, size: int, task: asyncio.Task[bytes]) -> None:
+        self.start = start
+        self.size = size
+        self.task = task
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+
+class ReadAhead:
+    """Serves `read(offset, size)` from pieces fetched ahead of the reader."""
+
+    def __init__(
+        self,
+        open_reader: Callable[[], Awaitable[RemoteReader]],
+        size_hint: int,
+        *,
+        window: int,
+        first_piece: int = FIRST_PIECE,
+        max_piece: int = MAX_PIECE,
+        no_seek: bool = False,
+        name: str = "",
+    ) -> None:
+        self._open_reader = open_reader
+        self._reader: RemoteReader | None = None
+        self._open_lock = asyncio.Lock()
+        self._size_hint = size_hint
+        self._eof: int | None = None  # exact end, once a short piece has shown it
+        self._window = max(window, max_piece)
+        self._first_piece = min(first_piece, max_piece)
+        self._max_piece = max_piece
+        self._no_seek = no_seek
+        self._name = name
+        self._pieces: list[_Piece] = []
+        self._next_size = self._first_piece
+        self._expected = 0  # where a sequential reader asks next
+        self._streak = 0  # bytes read in sequence since the last seek
+        self._closed = False
+
+    async def read(self, offset: int, size: int) -> bytes:
+        if self._closed:
+            raise OSError(errno.EBADF, "read on a closed handle")
+        if size <= 0:
+            return b""
+        if self._eof is not None and offset >= self._eof:
+            return b""
+        reader = await self._ensure_reader()
+        if self._covering(offset) is None and offset != self._expected:
+            if self._no_seek:
+                logger.error(
+                    "{}: can't seek with --no-seek (asked for {}, at {})",
+                    self._name,
+                    offset,
+                    self._expected,
+                )
+                raise OSError(errno.ESPIPE, "seek refused (no-seek)")
+            self._seek(offset)
+        if offset == self._expected:
+            self._streak += size
+        self._expected = offset + size
+        self._drop_behind(offset)
+        self._schedule(reader, offset)
+        out = bytearray()
+        pos, end = offset, offset + size
+        while pos < end:
+            if self._eof is not None and pos >= self._eof:
+                break
+            piece = self._covering(pos)
+            if piece is None:
+                # Past the pieces in flight (a read larger than the window): ask again.
+                self._schedule(reader, pos, force_from=pos)
+                piece = self._covering(pos)
+                assert piece is not None
+            try:
+                data = await piece.task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                mine = current is not None and current.cancelling() > 0
+                if not mine and piece.task.cancelled() and not self._closed:
+                    # A concurrent seek dropped this piece; fetch it again.
+                    self._schedule(reader, pos, force_from=pos)
+                    continue
+                raise
+            except BaseException:
+                self._forget(piece)
+                raise
+            if len(data) < piece.size:
+                self._eof = piece.start + len(data)
+            chunk = data[pos - piece.start : end - piece.start]
+            if not chunk:
+                break
+            out += chunk
+            pos += len(chunk)
+        return bytes(out)
+
+    async def close(self) -> None:
+        self._closed = True
+        await self._cancel_all()
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await reader.close()
+
+    async def _ensure_reader(self) -> RemoteReader:
+        if self._reader is None:
+            async with self._open_lock:
+                if self._reader is None:
+                    self._reader = await self._open_reader()
+        return self._reader
+
+    def _covering(self, pos: int) -> _Piece | None:
+        for piece in self._pieces:
+            if piece.start <= pos < piece.end:
+                return piece
+        return None
+
+    def _seek(self, offset: int) -> None:
+        for piece in self._pieces:
+            piece.task.cancel()
+        self._pieces = []
+        self._next_size = self._first_piece
+        self._streak = 0
+
+    def _drop_behind(self, offset: int) -> None:
+        # Keep the piece before the current one: the kernel's reads arrive slightly
+        # out of order, and a late one should not count as a seek.
+        current = next((i for i, p in enumerate(self._pieces) if p.start <= offset < p.end), None)
+        if current is None or current < 2:
+            return
+        for piece in self._pieces[: current - 1]:
+            piece.task.cancel()
+        del self._pieces[: current - 1]
+
+    def _limit(self) -> int:
+        if self._eof is not None:
+            return self._eof
+        # The size is only a hint (the remote may have grown): past it, ask one
+        # piece at a time, and a short answer then tells the real end.
+        return self._size_hint
+
+    def _schedule(self, reader: RemoteReader, offset: int, force_from: int | None = None) -> None:
+        if force_from is not None:
+            self._pieces = [p for p in self._pieces if p.end <= force_from or p.start > force_from]
+            self._add(reader, force_from)
+        elif not self._pieces:
+            self._add(reader, offset)
+        ahead = min(self._window, max(self._next_size, self._streak))
+        target = min(offset + ahead, max(self._limit(), offset + 1))
+        while self._pieces[-1].end < target:
+            self._add(reader, self._pieces[-1].end)
+
+    def _add(self, reader: RemoteReader, start: int) -> None:
+        size = self._next_size
+        self._next_size = min(self._next_size * 2, self._max_piece)
+        task = asyncio.get_running_loop().create_task(reader.read(start, size))
+        task.add_done_callback(_retrieve)
+        self._pieces.append(_Piece(start, size, task))
+        self._pieces.sort(key=lambda p: p.start)
+
+    def _forget(self, piece: _Piece) -> None:
+        with contextlib.suppress(ValueError):
+            self._pieces.remove(piece)
+
+    async def _cancel_all(self) -> None:
+        tasks = [p.task for p in self._pieces]
+        self._pieces = []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _retrieve(task: asyncio.Task[bytes]) -> None:
+    # Pieces dropped by a seek are never awaited; mark their errors as seen.
+    if not task.cancelled():
+        task.exception()
