@@ -85,8 +85,9 @@ OPTIONS: tuple[OptionDecl, ...] = (
                "Let users other than the mounting one access the mount"),
     OptionDecl("allow-root", _M, "allow_root", _B, False,
                "Let root access the mount as well as the mounting user"),
+    # pyfuse3 always reads asynchronously: only the default can be honoured.
     OptionDecl("async-read", _M, "async_read", _B, True,
-               "Let the kernel issue reads asynchronously"),
+               "Let the kernel issue reads asynchronously", supported_choices=("true",)),
     OptionDecl("attr-timeout", _M, "attr_timeout", _D, 1.0,
                "How long the kernel may cache file and directory attributes"),
     OptionDecl("daemon", _M, None, _B, False,
@@ -106,7 +107,7 @@ OPTIONS: tuple[OptionDecl, ...] = (
     OptionDecl("fuse-flag", _M, "fuse_flags", _LIST, (),
                "Flag or argument passed straight to libfuse (repeatable)"),
     OptionDecl("max-read-ahead", _M, "max_read_ahead", _S, 128 * 1024,
-               "Most bytes the kernel may prefetch for sequential reads", support=NOT_YET),
+               "Most bytes the kernel may prefetch for sequential reads"),
     OptionDecl("mount-case-insensitive", _M, "case_insensitive", ValueType.TRISTATE, None,
                "Tell the OS the mount is case insensitive (true) or sensitive (false) "
                "instead of asking the remote", support=NOT_YET),
@@ -153,8 +154,7 @@ OPTIONS: tuple[OptionDecl, ...] = (
     OptionDecl("vfs-cache-poll-interval", _V, "cache_poll_interval", _D, 60.0,
                "How often to look for cached files to evict", support=NOT_YET),
     OptionDecl("vfs-case-insensitive", _V, "case_insensitive", _B, False,
-               "Fall back to a case-insensitive match when a name is not found",
-               support=NOT_YET),
+               "Fall back to a case-insensitive match when a name is not found"),
     OptionDecl("vfs-disk-space-total-size", _V, "disk_space_total_size", _S, UNLIMITED,
                "Total disk size reported to df (off = ask the remote)"),
     OptionDecl("vfs-fast-fingerprint", _V, "fast_fingerprint", _B, False,
@@ -174,11 +174,10 @@ OPTIONS: tuple[OptionDecl, ...] = (
     OptionDecl("vfs-write-back", _V, "write_back", _D, 5.0,
                "Upload a changed file this long after its last close", support=NOT_YET),
     OptionDecl("vfs-write-wait", _V, "write_wait", _D, 1.0,
-               "How long an out-of-order write waits for the in-order one before failing",
-               support=NOT_YET),
+               "How long an out-of-order write waits for the in-order one before failing"),
     # --- process-wide flags in rclone, per volume here ---
     OptionDecl("buffer-size", _G, "buffer_size", _S, 16 * 1024 * 1024,
-               "Read-ahead buffer per open file", support=NOT_YET),
+               "Read-ahead buffer per open file"),
     OptionDecl("transfers", _G, "transfers", ValueType.INT, 4,
                "Uploads run at the same time", support=NOT_YET),
 )  # fmt: skip

@@ -32,7 +32,8 @@ SUPPORTED_NOW = {
     "allow-non-empty", "allow-other", "allow-root", "async-read", "attr-timeout", "debug-fuse",
     "default-permissions", "devname", "fuse-flag", "option", "write-back-cache", "no-seek",
     "read-only", "no-modtime", "dir-cache-time", "umask", "uid", "gid", "dir-perms",
-    "file-perms", "vfs-disk-space-total-size", "vfs-cache-mode",
+    "file-perms", "vfs-disk-space-total-size", "vfs-cache-mode", "max-read-ahead",
+    "vfs-case-insensitive", "vfs-write-wait", "buffer-size",
 }  # fmt: skip
 
 DAEMON_ONLY = {"base-dir", "socket-addr", "socket-gid", "no-spec", "forget-state", "cache-dir"}
@@ -47,7 +48,7 @@ def test_every_rclone_option_is_declared_once() -> None:
     assert not DAEMON_ONLY & set(names)
 
 
-def test_exactly_the_walking_skeleton_options_are_supported() -> None:
+def test_exactly_the_implemented_options_are_supported() -> None:
     assert {decl.name for decl in OPTIONS if decl.is_supported} == SUPPORTED_NOW
 
 
@@ -182,3 +183,11 @@ def test_flipping_support_is_one_field() -> None:
     assert decl is not None
     flipped = dataclasses.replace(decl, support=SUPPORTED)
     assert flipped.parse("8") == 8
+
+
+def test_async_read_can_only_stay_on() -> None:
+    decl = find_option("async-read")
+    assert decl is not None
+    assert decl.parse("true") is True
+    with pytest.raises(OptionError, match='async-read: "false" is not supported yet'):
+        decl.parse("false")
