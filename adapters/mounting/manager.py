@@ -1,0 +1,493 @@
+"""`MountManager` on worker processes: one `entrypoints.mount_worker` per mounted
+volume, in its own session so that it outlives the daemon, reached only through
+its control socket `<cache-dir>/workers/<volume>.sock`."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+from loguru import logger
+
+from adapters.mounting.protocol import (
+    ProtocolError,
+    Readiness,
+    WorkerJob,
+    WorkerPaths,
+    WorkerStatus,
+    decode_readiness,
+    log_tail,
+    parse_status,
+    worker_paths,
+)
+from adapters.mounting.system import (
+    WorkerUnreachable,
+    call_worker,
+    is_mounted,
+    lazy_unmount,
+    lock_holder,
+    mount_at,
+    probe_stale,
+)
+from domain.errors import MountFailed
+from domain.volume import Volume
+
+# The directory holding domain/, application/, adapters/ and entrypoints/: the
+# worker imports them from there whatever the daemon's working directory is.
+_PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
+_WORKER_MODULE = "entrypoints.mount_worker"
+_TAIL_BYTES = 16 * 1024
+
+
+@dataclass
+class _Worker:
+    name: str
+    mountpoint: str
+    pid: int
+    process: subprocess.Popen[bytes] | None  # None for a worker adopted after a restart
+    log: str
+    expected_exit: bool = False
+
+
+class WorkerMountManager:
+    def __init__(
+        self,
+        base_dir: str,
+        cache_dir: str,
+        daemon_defaults: dict[str, str],
+        log_level: str,
+        log_file: str | None,
+        *,
+        mount_timeout: float = 100.0,  # under Docker's 2-minute Mount timeout
+        control_timeout: float = 10.0,
+    ) -> None:
+        self.base_dir = base_dir
+        self.cache_dir = cache_dir
+        self.daemon_defaults = dict(daemon_defaults)
+        self.log_level = log_level
+        self.log_file = log_file
+        self.mount_timeout = mount_timeout
+        self.control_timeout = control_timeout
+        self._workers: dict[str, _Worker] = {}
+        self._locks: dict[str, anyio.Lock] = {}
+
+    # --- MountManager ----------------------------------------------------------
+
+    async def prepare(self, volume: Volume) -> None:
+        mp = volume.mountpoint
+        if await self._mounted_and_live(mp):
+            return  # a live mount: the directory is there, and must stay untouched
+        _make_mountpoint(mp)
+
+    async def discard(self, volume: Volume) -> None:
+        mp = volume.mountpoint
+        if await self._mounted_and_live(mp):
+            logger.warning("not removing {}: something is still mounted there", mp)
+            return
+        try:
+            os.rmdir(mp)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            if e.errno != errno.ENOTEMPTY:
+                raise
+            logger.warning("not removing {}: the directory is not empty", mp)
+
+    async def mount(self, volume: Volume) -> None:
+        async with self._lock(volume.name):
+            self._reap()
+            known = self._workers.get(volume.name)
+            if known is not None and is_mounted(volume.mountpoint):
+                logger.info("volume {} is already mounted by worker {}", volume.name, known.pid)
+                return
+            status = await self._probe(volume.name)
+            if status is not None and status.state == "mounted":
+                if self._is_live_mount(status, volume):
+                    self._adopt(volume, status)
+                    logger.info("volume {} is already served by worker {}", volume.name, status.pid)
+                    return
+                await self._stop(volume.name, volume.mountpoint, status.pid)
+            await self._spawn(volume)
+
+    async def unmount(self, volume: Volume) -> None:
+        async with self._lock(volume.name):
+            self._reap()
+            worker = self._workers.pop(volume.name, None)
+            pid = None
+            if worker is not None:
+                worker.expected_exit = True
+                pid = worker.pid
+            await self._stop(volume.name, volume.mountpoint, pid)
+
+    async def adopt(self, volume: Volume) -> bool:
+        async with self._lock(volume.name):
+            status = await self._probe(volume.name)
+            if status is not None and status.state == "mounted":
+                if self._is_live_mount(status, volume):
+                    self._adopt(volume, status)
+                    logger.info("adopted mount worker {} for volume {}", status.pid, volume.name)
+                    return True
+                logger.warning(
+                    "worker {} for volume {} has no live mount at {}; stopping it",
+                    status.pid,
+                    volume.name,
+                    volume.mountpoint,
+                )
+                await self._stop(volume.name, volume.mountpoint, status.pid)
+                return False
+            if status is None:
+                await self._clear_orphan_mount(volume)
+            return False
+
+    async def shutdown(self) -> None:
+        self._reap()
+        workers = list(self._workers.values())
+        async with anyio.create_task_group() as tg:
+            for w in workers:
+                tg.start_soon(self._unmount_quietly, w.name, w.mountpoint)
+
+    # --- extras for the daemon ---------------------------------------------------
+
+    async def forget_all(self) -> None:
+        """Forward the daemon's SIGHUP: every worker forgets its directory cache."""
+        for name in list(self._workers):
+            try:
+                await call_worker(self._paths(name).socket, "forget", self.control_timeout)
+            except (WorkerUnreachable, ProtocolError) as e:
+                logger.warning("could not tell the worker for {} to forget: {}", name, e)
+
+    def worker_pid(self, name: str) -> int | None:
+        """The pid of the worker this manager runs or adopted for `name`."""
+        self._reap()
+        worker = self._workers.get(name)
+        return worker.pid if worker is not None else None
+
+    # --- spawning -------------------------------------------------------------
+
+    async def _spawn(self, volume: Volume) -> None:
+        name, mp = volume.name, volume.mountpoint
+        paths = self._paths(name)
+        deadline = anyio.current_time() + self.mount_timeout
+        await self._wait_for_previous_worker(name, paths)
+        await self._clear_orphan_mount(volume)
+        await self.prepare(volume)
+
+        job = WorkerJob(
+            name=name,
+            mountpoint=mp,
+            options=dict(volume.options),
+            defaults=self.daemon_defaults,
+            cache_dir=self.cache_dir,
+            control_socket=paths.socket,
+            log_level=self.log_level,
+            log_file=self.log_file,
+        )
+        log_start = _file_size(paths.log)  # report only this run's log lines
+        proc, read_fd = _start_worker(paths.log)
+        worker = _Worker(name, mp, proc.pid, proc, paths.log)
+        logger.info("started mount worker {} for volume {}", proc.pid, name)
+        try:
+            await anyio.to_thread.run_sync(_send_job, proc, job.to_json().encode())
+            report = await self._await_readiness(read_fd, deadline)
+            if report is None:
+                raise MountFailed(
+                    f"mount worker for {name} did not report ready within "
+                    f"{self.mount_timeout:g} s and was killed"
+                    + _with_tail(_read_tail(paths.log, log_start))
+                )
+            if not report.ready:
+                raise MountFailed(report.error or await _describe_exit(proc, paths.log, log_start))
+            await self._verify_mounted(mp, proc)
+        except BaseException as e:
+            os.close(read_fd)
+            worker.expected_exit = True
+            await self._kill(proc, mp)
+            if isinstance(e, MountFailed) or not isinstance(e, Exception):
+                raise
+            raise MountFailed(f"mount worker for {name} failed: {e}") from e
+        os.close(read_fd)
+        self._workers[name] = worker
+        threading.Thread(
+            target=self._watch, args=(worker, proc), name=f"watch-{name}", daemon=True
+        ).start()
+
+    async def _await_readiness(self, fd: int, deadline: float) -> Readiness | None:
+        """The worker's report; `Readiness(False, "")` if it closed the pipe without
+        one, None at the deadline."""
+        os.set_blocking(fd, False)
+        data = b""
+        with anyio.move_on_after(max(deadline - anyio.current_time(), 0)):
+            while True:
+                await anyio.wait_readable(fd)
+                try:
+                    chunk = os.read(fd, 4096)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    return decode_readiness(data + b"\n") if data else Readiness(False)
+                data += chunk
+                report = decode_readiness(data)
+                if report is not None:
+                    return report
+        return None
+
+    async def _verify_mounted(self, mp: str, proc: subprocess.Popen[bytes]) -> None:
+        # The worker says ready only after the kernel mount; allow a moment for
+        # /proc/self/mountinfo anyway rather than trusting the word alone.
+        with anyio.move_on_after(5):
+            while not is_mounted(mp):
+                if proc.poll() is not None:
+                    break
+                await anyio.sleep(0.05)
+        if not is_mounted(mp):
+            raise MountFailed(f"mount worker reported ready but {mp} is not mounted")
+
+    async def _wait_for_previous_worker(self, name: str, paths: WorkerPaths) -> None:
+        """A worker still draining (finishing uploads after an unmount) holds the
+        volume's lock: wait for it, since two workers must not share one cache."""
+        pid = lock_holder(paths.lock)
+        if pid is None:
+            return
+        logger.info("waiting for the previous worker {} of volume {} to finish", pid, name)
+        with anyio.move_on_after(self.mount_timeout / 2):
+            while lock_holder(paths.lock) is not None:  # noqa: ASYNC110 (another process)
+                await anyio.sleep(0.1)
+            return
+        raise MountFailed(
+            f"the previous mount worker (pid {pid}) of volume {name} is still running "
+            "(finishing pending uploads, or hung); try again later"
+        )
+
+    async def _kill(self, proc: subprocess.Popen[bytes], mp: str) -> None:
+        if proc.poll() is None:
+            proc.kill()
+        await anyio.to_thread.run_sync(proc.wait)
+        if is_mounted(mp):
+            with contextlib.suppress(OSError):
+                await lazy_unmount(mp)
+
+    def _watch(self, worker: _Worker, proc: subprocess.Popen[bytes]) -> None:
+        """Runs in a thread: reaps the worker and says why it went."""
+        code = proc.wait()
+        if worker.expected_exit:
+            logger.info("mount worker {} for {} exited ({})", worker.pid, worker.name, code)
+            return
+        logger.error(
+            "mount worker {} for volume {} died with exit code {}{}",
+            worker.pid,
+            worker.name,
+            code,
+            _with_tail(_read_tail(worker.log)),
+        )
+
+    # --- stopping -------------------------------------------------------------
+
+    async def _stop(self, name: str, mp: str, pid: int | None) -> None:
+        """Ask the worker to unmount; if it does not answer, unmount here and SIGTERM
+        it. Returns once the mount is gone, without waiting for the worker to exit."""
+        paths = self._paths(name)
+        try:
+            reply = await call_worker(paths.socket, "unmount", self.control_timeout)
+            status = parse_status(reply)
+            logger.info("worker {} unmounted {} ({})", status.pid, mp, status.state)
+        except (WorkerUnreachable, ProtocolError) as e:
+            if pid is not None or lock_holder(paths.lock) or is_mounted(mp):
+                logger.warning("worker for {} did not unmount ({}); doing it here", name, e)
+            if is_mounted(mp):
+                await self._lazy_unmount(mp)
+            self._terminate(name, pid)
+        if is_mounted(mp):
+            await self._lazy_unmount(mp)
+
+    def _terminate(self, name: str, pid: int | None) -> None:
+        holder = lock_holder(self._paths(name).lock)
+        # Signal only a pid proven to be this volume's worker (it holds the lock),
+        # never one that may have been reused.
+        target = holder if holder else None
+        if target is None and pid is not None:
+            worker = self._workers.get(name)
+            if worker is not None and worker.process is not None and worker.process.poll() is None:
+                target = pid
+        if target:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(target, signal.SIGTERM)
+                logger.info("sent SIGTERM to mount worker {} of {}", target, name)
+
+    async def _unmount_quietly(self, name: str, mp: str) -> None:
+        async with self._lock(name):
+            worker = self._workers.pop(name, None)
+            if worker is not None:
+                worker.expected_exit = True
+            try:
+                await self._stop(name, mp, worker.pid if worker else None)
+            except Exception as e:
+                logger.error("unmounting {} at shutdown failed: {}", name, e)
+
+    async def _lazy_unmount(self, mp: str) -> None:
+        try:
+            await lazy_unmount(mp)
+        except OSError as e:
+            raise MountFailed(str(e)) from e
+
+    async def _mounted_and_live(self, mp: str) -> bool:
+        """Whether a mount at `mp` is in use; a stale one ("Transport endpoint is not
+        connected", its server dead) is cleared first and counts as not mounted."""
+        if not is_mounted(mp):
+            return False
+        stale = await probe_stale(mp)
+        if stale is None:
+            logger.warning("the mount at {} does not answer; leaving it alone", mp)
+            return True
+        if not stale:
+            return True
+        await self._lazy_unmount(mp)
+        logger.warning("cleared a stale FUSE mount at {}", mp)
+        return False
+
+    async def _clear_orphan_mount(self, volume: Volume) -> None:
+        """With no worker answering for the volume, a FUSE mount at its mountpoint
+        is a leftover: detach it. If a worker process still holds the volume's lock
+        (hung, or slow to answer), only a provably dead mount is cleared."""
+        holder = lock_holder(self._paths(volume.name).lock)
+        if holder is None and _fuse_mounted(volume.mountpoint):
+            logger.warning("clearing a leftover FUSE mount at {}", volume.mountpoint)
+            await self._lazy_unmount(volume.mountpoint)
+        else:
+            await self._mounted_and_live(volume.mountpoint)
+
+    # --- bookkeeping ----------------------------------------------------------
+
+    async def _probe(self, name: str) -> WorkerStatus | None:
+        try:
+            return parse_status(
+                await call_worker(self._paths(name).socket, "status", self.control_timeout)
+            )
+        except (WorkerUnreachable, ProtocolError) as e:
+            logger.debug("no live worker for {}: {}", name, e)
+            return None
+
+    def _is_live_mount(self, status: WorkerStatus, volume: Volume) -> bool:
+        mp = volume.mountpoint
+        return status.mountpoint == mp and is_mounted(mp)
+
+    def _adopt(self, volume: Volume, status: WorkerStatus) -> None:
+        self._workers[volume.name] = _Worker(
+            volume.name, volume.mountpoint, status.pid, None, self._paths(volume.name).log
+        )
+
+    def _reap(self) -> None:
+        """Forget workers that are gone; those this process spawned are reported by
+        their watcher thread, adopted ones here (they are not our children)."""
+        for name, worker in list(self._workers.items()):
+            if worker.process is not None:
+                if worker.process.poll() is not None:
+                    del self._workers[name]
+                continue
+            if lock_holder(self._paths(name).lock) != worker.pid:
+                del self._workers[name]
+                logger.error(
+                    "adopted mount worker {} for volume {} is gone{}",
+                    worker.pid,
+                    name,
+                    _with_tail(_read_tail(worker.log)),
+                )
+
+    def _paths(self, name: str) -> WorkerPaths:
+        return worker_paths(self.cache_dir, name)
+
+    def _lock(self, name: str) -> anyio.Lock:
+        # Per volume: a slow mount of one volume never blocks another.
+        return self._locks.setdefault(name, anyio.Lock())
+
+
+async def _describe_exit(proc: subprocess.Popen[bytes], log: str, log_start: int) -> str:
+    """Why a worker went away without a report: its exit status and its own words."""
+    with anyio.move_on_after(5):
+        while proc.poll() is None:  # noqa: ASYNC110 (the watcher thread owns wait())
+            await anyio.sleep(0.05)
+    code = proc.poll()
+    status = "is still running" if code is None else f"exited with status {code}"
+    return f"mount worker {status} without reporting ready" + _with_tail(_read_tail(log, log_start))
+
+
+def _make_mountpoint(mp: str) -> None:
+    if os.path.isdir(mp):
+        return
+    os.makedirs(os.path.dirname(mp) or "/", exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(mp, 0o755)
+    os.chmod(mp, 0o755)  # the daemon's umask must not narrow it
+
+
+def _fuse_mounted(mp: str) -> bool:
+    entry = mount_at(mp)
+    return entry is not None and entry.fstype.startswith("fuse")
+
+
+def _start_worker(log_path: str) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a worker; returns it and the read end of its readiness pipe."""
+    os.makedirs(os.path.dirname(log_path), mode=0o700, exist_ok=True)
+    read_fd, write_fd = os.pipe()
+    try:
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", _WORKER_MODULE, "--status-fd", str(write_fd)],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=log,
+                pass_fds=(write_fd,),
+                start_new_session=True,  # survive a daemon crash and its signals
+                cwd="/",
+                env=_worker_env(),
+            )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    return proc, read_fd
+
+
+def _worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = _PROJECT_ROOT + (os.pathsep + path if path else "")
+    return env
+
+
+def _send_job(proc: subprocess.Popen[bytes], data: bytes) -> None:
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(data)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # the worker died at once; its exit status and log tell why
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _read_tail(path: str, start: int = 0) -> str:
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(start, size - _TAIL_BYTES))
+            return log_tail(f.read().decode(errors="replace"))
+    except OSError:
+        return ""
+
+
+def _with_tail(tail: str) -> str:
+    return f"; last lines of its log:\n{tail}" if tail.strip() else ""

@@ -1,0 +1,133 @@
+"""One volume's FUSE worker process: `python -m entrypoints.mount_worker`.
+
+Reads a JSON job (see `adapters.mounting.protocol.WorkerJob`) from `--job-fd`
+(default stdin), reports `ready` or `error <text>` as one line on `--status-fd`
+(default stdout), then serves the mount until it is unmounted. pyfuse3 keeps its
+session in module globals, hence one process per mount."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+from types import FrameType
+
+import anyio
+import pyfuse3.asyncio
+from loguru import logger
+
+from adapters.mounting.protocol import ProtocolError, WorkerJob, encode_failure
+from adapters.mounting.worker import MountWorker
+
+_FORMAT = (
+    "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {extra[volume]} | "
+    "{name}:{function}:{line} - {message}"
+)
+
+
+class _StatusChannel:
+    """The readiness report: written once, then the fd is closed so that a parent
+    that has gone away (daemon crash) cannot hurt the worker later."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    @property
+    def reported(self) -> bool:
+        return self._fd is None
+
+    def send(self, line: bytes) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.write(fd, line)
+        _retire_fd(fd)
+
+
+def _retire_fd(fd: int) -> None:
+    # Point stdio fds at /dev/null rather than leaving them closed, so nothing else
+    # opened later lands on 0/1 and gets written to by accident.
+    if fd <= 2:
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, fd)
+        os.close(null)
+    else:
+        os.close(fd)
+
+
+class _InterceptHandler(logging.Handler):
+    """pyfuse3 logs through the standard library; send it to loguru."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        frame: FrameType | None = logging.currentframe()
+        depth = 2
+        while frame is not None and frame.f_code.co_filename == logging.__file__:
+            frame = frame.f_back
+            depth += 1
+        logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
+
+
+def _setup_logging(job: WorkerJob) -> None:
+    logger.remove()
+    logger.configure(extra={"volume": job.name})
+    level = job.log_level.upper()
+    logger.add(sys.stderr, level=level, format=_FORMAT)
+    if job.log_file:
+        logger.add(job.log_file, level=level, format=_FORMAT)
+    logging.basicConfig(handlers=[_InterceptHandler()], level=level, force=True)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def describe(exc: BaseException) -> str:
+    """The message to show the operator: the innermost real error, not a wrapper."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = str(exc)
+    return text if text else type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m entrypoints.mount_worker")
+    parser.add_argument("--job-fd", type=int, default=0, help="fd to read the JSON job from")
+    parser.add_argument("--status-fd", type=int, default=1, help="fd to report readiness on")
+    args = parser.parse_args(argv)
+
+    status = _StatusChannel(args.status_fd)
+    try:
+        job = WorkerJob.from_json(_read_all(args.job_fd))
+    except (ProtocolError, OSError) as e:
+        status.send(encode_failure(str(e)))
+        return 2
+    finally:
+        _retire_fd(args.job_fd)
+
+    _setup_logging(job)
+    logger.info("mount worker pid {} starting for {}", os.getpid(), job.mountpoint)
+    pyfuse3.asyncio.enable()
+    worker = MountWorker(job, status.send)
+    try:
+        anyio.run(worker.run, backend="asyncio")
+    except BaseException as e:
+        message = describe(e)
+        logger.opt(exception=e).error("mount worker failed: {}", message)
+        status.send(encode_failure(message))
+        return 1
+    # A session that ended without ever being ready is a failure run() reports itself.
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,360 @@
+"""WorkerMountManager with real FUSE mounts served by real worker processes over a
+local-directory volume (`-o remote=<dir>`).
+
+Blocking file and process calls in these async tests are deliberate: the FUSE
+server is another process, so blocking here cannot deadlock it."""
+# ruff: noqa: ASYNC220, ASYNC221, ASYNC240
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import pytest
+from loguru import logger
+
+from adapters.mounting.manager import WorkerMountManager
+from adapters.mounting.protocol import WorkerJob, parse_mountinfo, worker_paths
+from adapters.mounting.system import call_worker, is_mounted, is_stale, lock_holder
+from domain.errors import MountFailed
+from domain.volume import BackendSpec, Volume, VolumeSpec
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Env:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.base = tmp / "mnt"
+        self.cache = tmp / "cache"
+        self.remote = tmp / "remote"
+        for d in (self.base, self.cache, self.remote):
+            d.mkdir()
+
+    def manager(self, **kw: float) -> WorkerMountManager:
+        return WorkerMountManager(str(self.base), str(self.cache), {}, "DEBUG", None, **kw)
+
+    def volume(self, name: str = "vol", remote: Path | None = None) -> Volume:
+        root = str(remote or self.remote)
+        return Volume(
+            name=name,
+            mountpoint=str(self.base / name),
+            created_at=datetime.now(UTC),
+            options={"remote": root},
+            spec=VolumeSpec(BackendSpec("local", root)),
+        )
+
+    def holder(self, name: str = "vol") -> int | None:
+        return lock_holder(worker_paths(str(self.cache), name).lock)
+
+
+def _wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # Our own unreaped child still answers kill(0); a zombie counts as gone.
+    with contextlib.suppress(OSError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state == "Z"
+    return True
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    e = Env(tmp_path)
+    yield e
+    # Never leave a worker or a FUSE mount behind, whatever the test did.
+    workers = e.cache / "workers"
+    if workers.is_dir():
+        for lock in workers.glob("*.lock"):
+            pid = lock_holder(str(lock))
+            if pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    mounts = Path("/proc/self/mountinfo").read_text()
+    for entry in reversed(parse_mountinfo(mounts)):
+        if entry.mountpoint.startswith(str(tmp_path)):
+            subprocess.run(["fusermount3", "-u", "-z", entry.mountpoint], check=False)
+
+
+@pytest.fixture
+def logs() -> Iterator[list[str]]:
+    lines: list[str] = []
+    sink = logger.add(lines.append, format="{message}", level="DEBUG")
+    yield lines
+    logger.remove(sink)
+
+
+async def test_mount_serves_the_directory_and_unmount_stops_the_worker(env: Env) -> None:
+    (env.remote / "hello.txt").write_text("hello from the remote\n")
+    manager, volume = env.manager(), env.volume()
+    await manager.prepare(volume)
+    assert oct(os.stat(volume.mountpoint).st_mode & 0o777) == "0o755"
+
+    await manager.mount(volume)
+    mp = Path(volume.mountpoint)
+    assert is_mounted(str(mp))
+    assert (mp / "hello.txt").read_text() == "hello from the remote\n"
+
+    (mp / "written.txt").write_bytes(b"through FUSE")
+    assert (env.remote / "written.txt").read_bytes() == b"through FUSE"
+
+    pid = manager.worker_pid("vol")
+    assert pid is not None and env.holder() == pid
+    assert os.getsid(pid) == pid  # its own session: it outlives a daemon crash
+    sock = worker_paths(str(env.cache), "vol").socket
+    assert oct(os.stat(sock).st_mode & 0o777) == "0o600"
+    status = await call_worker(sock, "status")
+    assert status == {
+        "ok": True,
+        "pid": pid,
+        "mountpoint": volume.mountpoint,
+        "state": "mounted",
+        "volume": "vol",
+    }
+    assert (await call_worker(sock, "forget"))["ok"] is True
+
+    await manager.unmount(volume)
+    assert not is_mounted(volume.mountpoint)
+    assert _wait_until(lambda: _gone(pid)), "the worker did not exit after unmount"
+    assert env.holder() is None
+    assert manager.worker_pid("vol") is None
+
+    await manager.discard(volume)
+    assert not mp.exists()
+
+
+async def test_missing_remote_fails_with_the_real_cause(env: Env) -> None:
+    manager = env.manager()
+    volume = env.volume(remote=env.tmp / "does-not-exist")
+    await manager.prepare(volume)
+    with pytest.raises(MountFailed) as info:
+        await manager.mount(volume)
+    message = str(info.value)
+    assert "does-not-exist" in message and "does not exist" in message
+    assert "exit status" not in message
+    assert not is_mounted(volume.mountpoint)
+    assert _wait_until(lambda: env.holder() is None)
+    assert manager.worker_pid("vol") is None
+
+
+async def test_non_empty_mountpoint_is_refused(env: Env) -> None:
+    manager, volume = env.manager(), env.volume()
+    await manager.prepare(volume)
+    Path(volume.mountpoint, "stray").write_text("x")
+    with pytest.raises(MountFailed, match="not empty"):
+        await manager.mount(volume)
+    assert not is_mounted(volume.mountpoint)
+
+
+async def test_mount_timeout_kills_the_worker_and_says_so(env: Env) -> None:
+    manager, volume = env.manager(mount_timeout=0.01), env.volume()
+    await manager.prepare(volume)
+    with pytest.raises(MountFailed, match=r"did not report ready within .* killed"):
+        await manager.mount(volume)
+    assert _wait_until(lambda: env.holder() is None)
+    assert not is_mounted(volume.mountpoint)
+
+
+async def test_second_mount_reuses_the_running_worker(env: Env) -> None:
+    manager, volume = env.manager(), env.volume()
+    await manager.prepare(volume)
+    await manager.mount(volume)
+    pid = manager.worker_pid("vol")
+    await manager.mount(volume)
+    assert manager.worker_pid("vol") == pid
+
+    # Another manager (a second daemon) finds the worker instead of starting one.
+    other = env.manager()
+    await other.mount(volume)
+    assert other.worker_pid("vol") == pid
+    assert env.holder() == pid
+
+    # And a worker started by hand for the same volume refuses, saying who serves it.
+    job = WorkerJob(
+        name="vol",
+        mountpoint=volume.mountpoint,
+        options=dict(volume.options),
+        defaults={},
+        cache_dir=str(env.cache),
+        control_socket=worker_paths(str(env.cache), "vol").socket,
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "entrypoints.mount_worker"],
+        input=job.to_json().encode(),
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert f"already served by mount worker pid {pid}".encode() in done.stdout
+    assert is_mounted(volume.mountpoint) and env.holder() == pid
+
+    await manager.unmount(volume)
+    assert not is_mounted(volume.mountpoint)
+
+
+_DAEMON = """
+import anyio, json, sys
+from datetime import UTC, datetime
+from adapters.mounting.manager import WorkerMountManager
+from domain.volume import BackendSpec, Volume, VolumeSpec
+base, cache, remote = sys.argv[1:4]
+vol = Volume("vol", base + "/vol", datetime.now(UTC), {"remote": remote},
+             VolumeSpec(BackendSpec("local", remote)))
+async def main():
+    m = WorkerMountManager(base, cache, {}, "INFO", None)
+    await m.prepare(vol)
+    await m.mount(vol)
+    print(m.worker_pid("vol"), flush=True)
+    await anyio.sleep(3600)
+anyio.run(main)
+"""
+
+
+async def test_worker_outlives_a_daemon_crash_and_is_adopted(env: Env) -> None:
+    (env.remote / "a.txt").write_text("still here")
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", _DAEMON, str(env.base), str(env.cache), str(env.remote)],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        assert daemon.stdout is not None
+        pid = int(daemon.stdout.readline())
+    finally:
+        daemon.kill()
+        daemon.wait()
+    volume = env.volume()
+    assert not _gone(pid)
+    assert Path(volume.mountpoint, "a.txt").read_text() == "still here"
+
+    restarted = env.manager()
+    assert await restarted.adopt(volume) is True
+    assert restarted.worker_pid("vol") == pid
+    await restarted.unmount(volume)
+    assert not is_mounted(volume.mountpoint)
+    assert _wait_until(lambda: _gone(pid))
+
+
+async def test_killed_worker_leaves_a_stale_mount_that_prepare_clears(
+    env: Env, logs: list[str]
+) -> None:
+    manager, volume = env.manager(), env.volume()
+    await manager.prepare(volume)
+    await manager.mount(volume)
+    pid = manager.worker_pid("vol")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    assert _wait_until(lambda: is_stale(volume.mountpoint))
+    # The supervisor notices, with the exit code.
+    assert _wait_until(lambda: any("died with exit code -9" in line for line in logs))
+
+    await env.manager().prepare(volume)
+    assert not is_stale(volume.mountpoint)
+    assert not is_mounted(volume.mountpoint)
+    assert os.path.isdir(volume.mountpoint)
+
+    # The volume can be mounted again afterwards.
+    await manager.mount(volume)
+    assert is_mounted(volume.mountpoint) and manager.worker_pid("vol") != pid
+    await manager.unmount(volume)
+
+
+async def test_adopt_without_a_live_worker_clears_the_stale_mount(env: Env) -> None:
+    manager, volume = env.manager(), env.volume()
+    await manager.prepare(volume)
+    await manager.mount(volume)
+    pid = manager.worker_pid("vol")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    assert _wait_until(lambda: is_stale(volume.mountpoint))
+
+    restarted = env.manager()
+    assert await restarted.adopt(volume) is False
+    assert not is_mounted(volume.mountpoint) and not is_stale(volume.mountpoint)
+    assert restarted.worker_pid("vol") is None
+
+
+async def test_sigterm_unmounts_and_the_worker_exits(env: Env) -> None:
+    manager, volume = env.manager(), env.volume()
+    await manager.prepare(volume)
+    await manager.mount(volume)
+    pid = manager.worker_pid("vol")
+    assert pid is not None
+    os.kill(pid, signal.SIGTERM)
+    assert _wait_until(lambda: not is_mounted(volume.mountpoint))
+    assert _wait_until(lambda: _gone(pid))
+    assert env.holder() is None
+
+
+async def test_shutdown_unmounts_every_worker(env: Env) -> None:
+    (env.tmp / "remote2").mkdir()
+    manager = env.manager()
+    volumes = [env.volume("one"), env.volume("two", env.tmp / "remote2")]
+    for v in volumes:
+        await manager.prepare(v)
+        await manager.mount(v)
+    pids = [manager.worker_pid(v.name) for v in volumes]
+    await manager.shutdown()
+    for v, pid in zip(volumes, pids, strict=True):
+        assert pid is not None
+        assert not is_mounted(v.mountpoint)
+        assert _wait_until(lambda pid=pid: _gone(pid))  # type: ignore[misc]
+
+
+def test_worker_reports_a_bad_job_on_its_status_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "entrypoints.mount_worker"],
+        input=json.dumps({"name": "x"}).encode(),
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stdout.startswith(b"error mount job: 'mountpoint'")
+
+
+async def test_unmount_of_a_hung_worker_still_removes_the_mount(env: Env) -> None:
+    manager, volume = env.manager(control_timeout=1.0), env.volume()
+    await manager.prepare(volume)
+    await manager.mount(volume)
+    pid = manager.worker_pid("vol")
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # alive, holding its lock, answering nothing
+    try:
+        with anyio.fail_after(30):
+            await manager.unmount(volume)
+        assert not is_mounted(volume.mountpoint)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # The SIGTERM sent while it was stopped is handled once it runs again.
+    assert _wait_until(lambda: _gone(pid))
