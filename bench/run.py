@@ -25,10 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.integration.fixtures.sshd import SshdServer, running_sshd
-
 from tests.integration.fixtures.cloudvol_daemon import CloudvolDaemon
 from tests.integration.fixtures.dockerd import Dockerd, running_dockerd
+from tests.integration.fixtures.sshd import SshdServer, running_sshd
 
 MiB = 1024 * 1024
 

@@ -1,15 +1,25 @@
 """Backend option declarations, per backend type.
 
 Names are rclone's backend option names (underscores: `key_file`); from Docker they
-arrive as `-o <type>-<name>` (`sftp-key-file`) or inline in a connection string
-(`:sftp,key_file=...:`). As in domain/options.py, an option declared but not
-implemented is refused when given; to implement one, drop its `support=`.
+arrive as `-o <type>-<name>` (`sftp-key-file`), inline in a connection string
+(`:sftp,key_file=...:`) or from a config file section. As in domain/options.py, an
+option declared but not implemented is refused when given, unless its value is the
+default (which changes nothing); to implement one, drop its `support=`.
 
-To add a backend (s3...), add a `BackendDecl` to `_BACKENDS`.
+Some rclone options steer features cloudvol does not have at all (hash commands run
+on an SFTP server, bucket creation): they are declared `unused=<why>`, accepted, type
+checked, and never reach the adapter. rclone writes several of them into its config
+file by itself (sftp's `shell_type`), so refusing them would break existing configs.
+
+Types not declared here are fsspec protocols (`memory`, `http`, ...): the domain
+cannot know which are installed or what their parameters are, so their options pass
+through as raw text and the storage adapter types them by the filesystem's own
+signature (`BackendDecl.passthrough`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -20,31 +30,62 @@ from domain.values import ValueType
 BackendValue = str | int | float | bool
 
 NO_TERMINAL = "meaningless for a volume plugin (there is no terminal to ask on)"
+NO_SERVER_COMMANDS = "cloudvol runs no commands on the SFTP server"
+NO_BUCKET_CREATION = "only used when creating a bucket, which cloudvol never does"
+DESCRIPTION = "a note for people; it changes nothing"
+
+# A type name as fsspec spells protocols ("memory", "s3a", "arrow_hdfs").
+_PROTOCOL_RE = re.compile(r"[a-z][a-z0-9_]*")
 
 
 @dataclass(frozen=True)
 class BackendOptionDecl:
     name: str  # rclone's backend option name, with underscores
-    type: ValueType  # BOOL, INT, SIZE, DURATION or STRING
+    type: ValueType  # BOOL, INT, SIZE, DURATION, STRING or TRISTATE
     default: BackendValue | None  # None: no default (required, or absent unless given)
     help: str
     secret: bool = False  # never log or show the value
     obscured: bool = False  # given rclone-obscured (`rclone obscure`); the adapter reveals it
     required: bool = False
     support: str = SUPPORTED
+    unused: str = ""  # accepted but nothing here acts on it; says why
+    choices: tuple[str, ...] = ()  # the accepted values (any case), in canonical spelling
 
     @property
     def is_supported(self) -> bool:
         return self.support == SUPPORTED
 
+    def label(self, backend_type: str) -> str:
+        return f"{backend_type}-{self.name.replace('_', '-')}"
+
+    def is_default_value(self, raw: str) -> bool:
+        """Whether `raw` means the default (a not-yet option given so changes nothing)."""
+        try:
+            value = self.type.parse(self.name, raw)
+        except OptionError:
+            return False
+        if self.type is ValueType.STRING and self.default is None:
+            return value == ""
+        return value == self.default
+
     def parse(self, backend_type: str, raw: str, shown_as: str = "") -> BackendValue:
         """Typed value of `raw`; `shown_as` is the key as the user wrote it."""
-        label = shown_as or f"{backend_type}-{self.name.replace('_', '-')}"
+        label = shown_as or self.label(backend_type)
         if not self.is_supported:
             raise OptionError(f"{label}: {self.support}")
         value = self.type.parse(label, raw)
         assert isinstance(value, str | int | float | bool)  # backend options are scalars
+        if self.choices:
+            return self._choose(label, str(value))
         return value
+
+    def _choose(self, label: str, value: str) -> str:
+        for choice in self.choices:
+            if choice.lower() == value.lower():
+                return choice
+        raise OptionError(
+            f'{label}: unknown value "{value}" (use one of {", ".join(self.choices)})'
+        )
 
 
 @dataclass(frozen=True)
@@ -53,6 +94,11 @@ class BackendDecl:
     options: tuple[BackendOptionDecl, ...]
     # The local backend resolves a relative root against the daemon's cwd: refuse it.
     root_must_be_absolute: bool = False
+    # The path starts with the bucket ("bucket/dir"): it is required, and a
+    # leading "/" means nothing.
+    bucket_in_path: bool = False
+    # Not declared here: every `<type>-<option>` is kept as raw text for the adapter.
+    passthrough: bool = False
 
     def option(self, name: str) -> BackendOptionDecl | None:
         """The option called `name` ("key_file"; "key-file" and any case also match)."""
@@ -67,20 +113,27 @@ class BackendDecl:
         return {
             decl.name: decl.default
             for decl in self.options
-            if decl.is_supported and decl.default is not None
+            if decl.is_supported and not decl.unused and decl.default is not None
         }
 
 
-def _ny(name: str, type_: ValueType, default: BackendValue, help_: str) -> BackendOptionDecl:
+def _ny(name: str, type_: ValueType, default: BackendValue | None, help_: str) -> BackendOptionDecl:
     return BackendOptionDecl(name, type_, default, help_, support=NOT_YET)
 
 
-_B, _I, _S, _D, _STR = (
+def _unused(
+    name: str, type_: ValueType, default: BackendValue, help_: str, why: str
+) -> BackendOptionDecl:
+    return BackendOptionDecl(name, type_, default, help_, unused=why)
+
+
+_B, _I, _S, _D, _STR, _TRI = (
     ValueType.BOOL,
     ValueType.INT,
     ValueType.SIZE,
     ValueType.DURATION,
     ValueType.STRING,
+    ValueType.TRISTATE,
 )
 
 _SFTP = BackendDecl(
@@ -120,14 +173,36 @@ _SFTP = BackendDecl(
         _ny("pubkey_file", _STR, "", "Path of a public key or certificate file"),
         _ny("key_use_agent", _B, False, "Use only keys from ssh-agent"),
         _ny("use_insecure_cipher", _B, False, "Allow weak ciphers and key exchanges"),
-        _ny("disable_hashcheck", _B, False, "Do not run remote hash commands"),
+        _unused(
+            "disable_hashcheck", _B, False, "Do not run remote hash commands", NO_SERVER_COMMANDS
+        ),
         BackendOptionDecl(
             "ask_password", _B, False, "Ask for a password interactively", support=NO_TERMINAL
         ),
-        _ny("path_override", _STR, "", "Path to use for remote hash commands"),
-        _ny("shell_type", _STR, "", "Kind of shell on the server (unix, cmd, powershell, none)"),
-        _ny("md5sum_command", _STR, "", "Command that prints MD5 sums on the server"),
-        _ny("sha1sum_command", _STR, "", "Command that prints SHA-1 sums on the server"),
+        _unused(
+            "path_override", _STR, "", "Path to use for remote hash commands", NO_SERVER_COMMANDS
+        ),
+        _unused(
+            "shell_type",
+            _STR,
+            "",
+            "Kind of shell on the server (unix, cmd, powershell, none)",
+            NO_SERVER_COMMANDS,
+        ),
+        _unused(
+            "md5sum_command",
+            _STR,
+            "",
+            "Command that prints MD5 sums on the server",
+            NO_SERVER_COMMANDS,
+        ),
+        _unused(
+            "sha1sum_command",
+            _STR,
+            "",
+            "Command that prints SHA-1 sums on the server",
+            NO_SERVER_COMMANDS,
+        ),
         _ny("skip_links", _B, False, "Skip symlinks and other special files"),
         _ny("subsystem", _STR, "sftp", "SSH subsystem to start"),
         _ny("server_command", _STR, "", "Command to run as the SFTP server instead"),
@@ -143,6 +218,7 @@ _SFTP = BackendDecl(
         _ny("ssh", _STR, "", "External ssh command to use instead of the built-in client"),
         _ny("socks_proxy", _STR, "", "SOCKS5 proxy to connect through"),
         _ny("copy_is_hardlink", _B, False, "Make server-side copies as hard links"),
+        _unused("description", _STR, "", "Description of the remote", DESCRIPTION),
     ),
 )
 
@@ -167,22 +243,212 @@ _LOCAL = BackendDecl(
         _ny("no_set_modtime", _B, False, "Do not set modification times"),
         _ny("time_type", _STR, "mtime", "Which file time to show: mtime, atime, btime or ctime"),
         _ny("encoding", _STR, "", "Character encoding of file names"),
+        _unused("description", _STR, "", "Description of the remote", DESCRIPTION),
     ),
     root_must_be_absolute=True,
 )
 
-_BACKENDS: Mapping[str, BackendDecl] = {decl.type: decl for decl in (_LOCAL, _SFTP)}
+# rclone's provider names; each brings quirks (URL style, listing version).
+S3_PROVIDERS = (
+    "AWS",
+    "Alibaba",
+    "ArvanCloud",
+    "Ceph",
+    "ChinaMobile",
+    "Cloudflare",
+    "DigitalOcean",
+    "Dreamhost",
+    "GCS",
+    "HuaweiOBS",
+    "IBMCOS",
+    "IDrive",
+    "IONOS",
+    "LyveCloud",
+    "Leviia",
+    "Liara",
+    "Linode",
+    "Magalu",
+    "Minio",
+    "Netease",
+    "Outscale",
+    "Petabox",
+    "RackCorp",
+    "Rclone",
+    "Scaleway",
+    "SeaweedFS",
+    "Selectel",
+    "StackPath",
+    "Storj",
+    "Synology",
+    "TencentCOS",
+    "Wasabi",
+    "Qiniu",
+    "Other",
+)
+
+_MiB = 1024 * 1024
+
+_S3 = BackendDecl(
+    "s3",
+    (
+        BackendOptionDecl(
+            "provider",
+            _STR,
+            "",
+            "S3 implementation (AWS, Minio, Ceph, Other...); sets its quirks",
+            choices=S3_PROVIDERS,
+        ),
+        BackendOptionDecl(
+            "env_auth",
+            _B,
+            False,
+            "Without keys, take credentials from the environment (AWS_* variables, "
+            "shared credentials file, instance metadata) instead of going anonymous",
+        ),
+        BackendOptionDecl("access_key_id", _STR, "", "Access key ID (empty: see env_auth)"),
+        BackendOptionDecl("secret_access_key", _STR, "", "Secret access key", secret=True),
+        BackendOptionDecl(
+            "session_token", _STR, "", "Session token of temporary credentials", secret=True
+        ),
+        BackendOptionDecl(
+            "region", _STR, "", "Region to sign for (empty: found from the bucket on AWS)"
+        ),
+        BackendOptionDecl("endpoint", _STR, "", "Endpoint of an S3-compatible server (empty: AWS)"),
+        _unused("location_constraint", _STR, "", "Region of created buckets", NO_BUCKET_CREATION),
+        BackendOptionDecl(
+            "acl", _STR, "", "Canned ACL of new objects (empty: the bucket's default)"
+        ),
+        _unused("bucket_acl", _STR, "", "Canned ACL of created buckets", NO_BUCKET_CREATION),
+        BackendOptionDecl("requester_pays", _B, False, "Accept requester-pays charges"),
+        BackendOptionDecl(
+            "server_side_encryption",
+            _STR,
+            "",
+            "Server-side encryption of new objects (AES256 or aws:kms)",
+        ),
+        _ny("sse_customer_algorithm", _STR, "", "SSE-C algorithm"),
+        BackendOptionDecl("sse_customer_key", _STR, "", "SSE-C key", secret=True, support=NOT_YET),
+        BackendOptionDecl(
+            "sse_customer_key_base64",
+            _STR,
+            "",
+            "SSE-C key in base64",
+            secret=True,
+            support=NOT_YET,
+        ),
+        _ny("sse_customer_key_md5", _STR, "", "MD5 of the SSE-C key"),
+        BackendOptionDecl("sse_kms_key_id", _STR, "", "KMS key ID for aws:kms encryption"),
+        BackendOptionDecl("storage_class", _STR, "", "Storage class of new objects"),
+        _ny("upload_cutoff", _S, 200 * _MiB, "Size below which uploads are a single PUT"),
+        BackendOptionDecl(
+            "chunk_size",
+            _S,
+            5 * _MiB,
+            "Part size of uploads: smaller files are one PUT, larger ones a "
+            "multipart upload streamed as they are written",
+        ),
+        BackendOptionDecl("max_upload_parts", _I, 10000, "Most parts in one multipart upload"),
+        BackendOptionDecl(
+            "copy_cutoff",
+            _S,
+            4999610368,
+            "Server-side copies (renames) of larger objects use multipart copy in parts of this size",
+        ),
+        _unused(
+            "disable_checksum",
+            _B,
+            False,
+            "Do not store the MD5 of large uploads in their metadata",
+            "cloudvol stores no MD5 in object metadata",
+        ),
+        BackendOptionDecl(
+            "shared_credentials_file", _STR, "", "AWS shared credentials file (env_auth)"
+        ),
+        BackendOptionDecl("profile", _STR, "", "Profile in the shared credentials file (env_auth)"),
+        BackendOptionDecl("upload_concurrency", _I, 4, "Parts of one upload sent at once"),
+        BackendOptionDecl(
+            "force_path_style",
+            _B,
+            True,
+            "Path-style URLs (host/bucket) instead of virtual-host ones (bucket.host); "
+            "providers that need virtual-host style override it, as in rclone",
+        ),
+        _ny("v2_auth", _B, False, "Sign requests with AWS signature v2"),
+        _ny("use_accelerate_endpoint", _B, False, "Use the AWS S3 accelerated endpoint"),
+        _ny("leave_parts_on_error", _B, False, "Keep the parts of a failed multipart upload"),
+        BackendOptionDecl("list_chunk", _I, 1000, "Keys asked for per listing request"),
+        BackendOptionDecl(
+            "list_version", _I, 0, "ListObjects version: 1, 2, or 0 for the provider's"
+        ),
+        _ny("list_url_encode", _TRI, None, "URL-encode listings (unset: the provider's way)"),
+        _unused(
+            "no_check_bucket",
+            _B,
+            False,
+            "Do not check or create the bucket before uploads",
+            NO_BUCKET_CREATION,
+        ),
+        _unused(
+            "no_head",
+            _B,
+            False,
+            "Do not read an object's metadata back after uploading it",
+            "cloudvol never reads an object back after uploading it",
+        ),
+        _ny("no_head_object", _B, False, "Do not read an object's metadata before reading it"),
+        _ny("encoding", _STR, "Slash,InvalidUtf8,Dot", "Encoding of object names"),
+        _unused(
+            "memory_pool_flush_time",
+            _D,
+            60.0,
+            "How often rclone's buffer pool is flushed",
+            "cloudvol keeps no buffer pool",
+        ),
+        _unused(
+            "memory_pool_use_mmap",
+            _B,
+            False,
+            "Whether rclone's buffer pool uses mmap",
+            "cloudvol keeps no buffer pool",
+        ),
+        _unused(
+            "disable_http2",
+            _B,
+            False,
+            "Disable HTTP/2",
+            "cloudvol's S3 client speaks HTTP/1.1 only",
+        ),
+        _ny("download_url", _STR, "", "Custom URL to download objects from"),
+        _ny("use_multipart_etag", _TRI, None, "Check multipart uploads by their ETag"),
+        _ny("use_presigned_request", _B, False, "Upload single parts with presigned requests"),
+        _ny("versions", _B, False, "Show old object versions"),
+        _ny("version_at", _STR, "off", "Show the objects as they were at this time"),
+        _ny("decompress", _B, False, "Decompress gzip-encoded objects when reading"),
+        _ny("might_gzip", _TRI, None, "Objects may be gzip-encoded by the server"),
+        _ny("no_system_metadata", _B, False, "Neither read nor write system metadata"),
+        _unused("description", _STR, "", "Description of the remote", DESCRIPTION),
+    ),
+    bucket_in_path=True,
+)
+
+_BACKENDS: Mapping[str, BackendDecl] = {decl.type: decl for decl in (_LOCAL, _S3, _SFTP)}
 
 
 def backend_types() -> list[str]:
-    """The known backend types, sorted (for error messages)."""
+    """The declared backend types, sorted. Other types are fsspec protocols."""
     return sorted(_BACKENDS)
 
 
 def find_backend(backend_type: str) -> BackendDecl:
-    try:
-        return _BACKENDS[backend_type]
-    except KeyError:
-        raise OptionError(
-            f'unknown backend type "{backend_type}" (known types: {", ".join(backend_types())})'
-        ) from None
+    """The declaration of `backend_type`; any other well-formed name is taken as an
+    fsspec protocol whose options pass through (the storage factory refuses it if
+    no such protocol is installed)."""
+    decl = _BACKENDS.get(backend_type)
+    if decl is not None:
+        return decl
+    if _PROTOCOL_RE.fullmatch(backend_type):
+        return BackendDecl(backend_type, (), passthrough=True)
+    raise OptionError(
+        f'unknown backend type "{backend_type}" (declared types: {", ".join(backend_types())}; '
+        "other types are fsspec protocol names: lowercase letters, digits and _)"
+    )

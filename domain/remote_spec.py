@@ -5,7 +5,10 @@
 - `:type,key=value,key2="a,b":path`: on the fly, with backend options inline. A
   value may be quoted with " or ' to hold "," or ":"; inside, the quote character
   doubled stands for itself. A key without "=value" means "true".
-- `name:path`: a remote from rclone's config file (not supported yet).
+- `name:path`: a remote from the config file (`RemoteSpec.name`); the type and
+  options come from its section. `name,key=value:path` overrides some of them.
+  A name holds letters, digits, `_`, `-`, `.`, `+`, `@` and spaces, and neither
+  starts with `-` or a space nor ends with a space (rclone's newer, wider rule).
 
 The rules follow rclone's fs/fspath.Parse.
 """
@@ -20,15 +23,17 @@ from domain.errors import OptionError
 LOCAL = "local"
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_ -]+")
+_CONFIG_NAME_RE = re.compile(r"[\w.+@ -]+")
 _PARAM_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
 @dataclass(frozen=True)
 class RemoteSpec:
-    type: str
+    type: str  # "" for a config-file remote: its section says
     path: str
     # Backend options given inline, raw, keys as written (later duplicates win).
     options: dict[str, str] = field(default_factory=dict)
+    name: str = ""  # the config-file remote's name; "" for on-the-fly and local remotes
 
 
 def _error(remote: str, reason: str) -> OptionError:
@@ -42,14 +47,22 @@ def parse_remote(remote: str) -> RemoteSpec:
     head = re.compile(r"[^/\\:,]*").match(remote, 1 if remote.startswith(":") else 0)
     assert head is not None  # the pattern matches the empty string
     stop = head.end()
-    # No ":" or "," before the first path separator (or at all): a local path.
-    if stop == len(remote) or remote[stop] in "/\\":
+    # No ":" at all, or no ":" or "," before the first path separator: a local path.
+    if ":" not in remote or stop == len(remote) or remote[stop] in "/\\":
         if remote.startswith(":"):
             raise _error(remote, 'an on-the-fly remote is ":type:path" or ":type,key=value:path"')
         return RemoteSpec(LOCAL, remote)
 
     if not remote.startswith(":"):
-        raise _error(remote, "remotes from a config file are not supported yet")
+        name = remote[:stop]
+        if not _CONFIG_NAME_RE.fullmatch(name) or name[0] in "- " or name.endswith(" "):
+            raise _error(
+                remote,
+                "a config remote name holds letters, digits, _, -, ., +, @ and spaces, "
+                "and neither starts with - or a space nor ends with a space",
+            )
+        options, path = _parse_params(remote, stop)
+        return RemoteSpec("", path, options, name=name)
     backend_type = remote[1:stop]
     if not _NAME_RE.fullmatch(backend_type) or backend_type.startswith("-"):
         raise _error(

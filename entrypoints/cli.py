@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import anyio
 from loguru import logger
 
+from adapters.config import default_config_path
 from domain.errors import OptionError
 from entrypoints.logging_setup import configure_logging, level_for
 
@@ -65,7 +66,10 @@ def _add_daemon_flags(parser: argparse.ArgumentParser) -> None:
         " or ~/.cache/cloudvol)",
     )
     parser.add_argument(
-        "--config", default=None, help="Config file with named remotes (not supported yet)"
+        "--config",
+        default=None,
+        help="Config file with named remotes, in rclone's format (an rclone.conf works); "
+        "default: $XDG_CONFIG_HOME/cloudvol/cloudvol.conf or ~/.config/cloudvol/cloudvol.conf",
     )
     parser.add_argument(
         "-v",
@@ -129,17 +133,11 @@ def settings_from_args(ns: argparse.Namespace) -> ServeSettings:
         log_level=level_for(ns.verbose),
         log_file=ns.log_file,
         daemon_defaults={**process_defaults(), **_given_option_values(ns)},
+        config_path=os.path.abspath(os.path.expanduser(ns.config or default_config_path())),
     )
 
 
 def _serve_docker(ns: argparse.Namespace) -> int:
-    if ns.config is not None:
-        print(
-            "cloudvol: error: --config is not supported yet: remotes from a config file"
-            " are not implemented; give the backend with -o type=... or a connection string",
-            file=sys.stderr,
-        )
-        return 2
     try:
         settings = settings_from_args(ns)
     except OptionError as exc:

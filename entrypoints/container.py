@@ -42,6 +42,7 @@ def make_mount_manager(
     daemon_defaults: Mapping[str, str],
     log_level: str,
     log_file: str | None,
+    config_path: str | None,
 ) -> MountManager:
     from adapters.mounting.manager import WorkerMountManager
 
@@ -51,16 +52,20 @@ def make_mount_manager(
         daemon_defaults=dict(daemon_defaults),
         log_level=log_level,
         log_file=log_file,
+        config_path=config_path,
     )
 
 
-def make_option_parser(defaults: Mapping[str, str]) -> OptionsParser:
+def make_option_parser(defaults: Mapping[str, str], config_path: str | None) -> OptionsParser:
+    from adapters.config import ConfigFileSource
     from domain.volume_options import parse_volume_options
 
     frozen = dict(defaults)
+    source = ConfigFileSource(config_path) if config_path else None
 
     def parse(volume_opts: Mapping[str, str], /) -> ParsedOptions:
-        return parse_volume_options(volume_opts, frozen)
+        # The config file is re-read when it changes, as rclone does.
+        return parse_volume_options(volume_opts, frozen, source.current() if source else None)
 
     return parse
 
@@ -77,6 +82,7 @@ class Container(containers.DeclarativeContainer):
             "daemon_defaults": {},
             "log_level": "WARNING",
             "log_file": None,
+            "config_path": None,
             "forget_state": False,
             "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
         }
@@ -94,8 +100,11 @@ class Container(containers.DeclarativeContainer):
         daemon_defaults=config.daemon_defaults,
         log_level=config.log_level,
         log_file=config.log_file,
+        config_path=config.config_path,
     )
-    option_parser = providers.Singleton(make_option_parser, defaults=config.daemon_defaults)
+    option_parser = providers.Singleton(
+        make_option_parser, defaults=config.daemon_defaults, config_path=config.config_path
+    )
     name_validator = providers.Singleton(make_name_validator)
 
     volume_service = providers.Singleton(

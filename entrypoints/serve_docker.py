@@ -43,6 +43,7 @@ class ServeSettings:
     log_level: str = "WARNING"
     log_file: str | None = None
     daemon_defaults: dict[str, str] = field(default_factory=dict)
+    config_path: str | None = None  # rclone-format file of named remotes
     plugins_run_dir: str = "/run/docker/plugins"
     spec_dir: str = "/etc/docker/plugins"
 
@@ -74,6 +75,7 @@ def make_container(settings: ServeSettings) -> Container:
             "log_level": settings.log_level,
             "log_file": settings.log_file,
             "forget_state": settings.forget_state,
+            "config_path": settings.config_path,
         }
     )
     return container

@@ -66,6 +66,7 @@ class WorkerMountManager:
         log_level: str,
         log_file: str | None,
         *,
+        config_path: str | None = None,
         mount_timeout: float = 100.0,  # under Docker's 2-minute Mount timeout
         control_timeout: float = 10.0,
     ) -> None:
@@ -74,6 +75,7 @@ class WorkerMountManager:
         self.daemon_defaults = dict(daemon_defaults)
         self.log_level = log_level
         self.log_file = log_file
+        self.config_path = config_path
         self.mount_timeout = mount_timeout
         self.control_timeout = control_timeout
         self._workers: dict[str, _Worker] = {}
@@ -189,6 +191,7 @@ class WorkerMountManager:
             control_socket=paths.socket,
             log_level=self.log_level,
             log_file=self.log_file,
+            config_path=self.config_path,
         )
         log_start = _file_size(paths.log)  # report only this run's log lines
         proc, read_fd = _start_worker(paths.log)

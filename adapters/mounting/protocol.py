@@ -40,6 +40,7 @@ class WorkerJob:
     control_socket: str
     log_level: str = "INFO"
     log_file: str | None = None
+    config_path: str | None = None  # the path, not the contents: a job carries no secrets
 
     def to_json(self) -> str:
         return json.dumps(
@@ -52,6 +53,7 @@ class WorkerJob:
                 "control_socket": self.control_socket,
                 "log_level": self.log_level,
                 "log_file": self.log_file,
+                "config_path": self.config_path,
             }
         )
 
@@ -70,8 +72,11 @@ class WorkerJob:
         maps = {key: _string_map(raw.get(key, {}), key) for key in ("options", "defaults")}
         log_level = raw.get("log_level", "INFO")
         log_file = raw.get("log_file")
-        if not isinstance(log_level, str) or not (log_file is None or isinstance(log_file, str)):
-            raise ProtocolError("mount job: 'log_level'/'log_file' must be strings")
+        config_path = raw.get("config_path")
+        if not isinstance(log_level, str) or not all(
+            v is None or isinstance(v, str) for v in (log_file, config_path)
+        ):
+            raise ProtocolError("mount job: 'log_level'/'log_file'/'config_path' must be strings")
         return cls(
             name=raw["name"],
             mountpoint=raw["mountpoint"],
@@ -81,6 +86,7 @@ class WorkerJob:
             control_socket=raw["control_socket"],
             log_level=log_level,
             log_file=log_file or None,
+            config_path=config_path or None,
         )
 
 

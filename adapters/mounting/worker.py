@@ -16,6 +16,7 @@ from anyio.abc import SocketListener, SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 from loguru import logger
 
+from adapters.config import load_rclone_config
 from adapters.fuse import run_fuse
 from adapters.mounting.protocol import (
     MAX_LINE,
@@ -74,7 +75,9 @@ class MountWorker:
             os.close(lock_fd)
 
     async def _run_locked(self) -> None:
-        spec = parse_volume_options(self.job.options, self.job.defaults).spec
+        # The worker re-reads the config file: a restarted worker sees its current remotes.
+        config = load_rclone_config(self.job.config_path) if self.job.config_path else None
+        spec = parse_volume_options(self.job.options, self.job.defaults, config).spec
         self._check_mountpoint(spec.mount)
         storage = DefaultStorageFactory().create(spec.backend)
         try:

@@ -82,8 +82,13 @@ def test_factory_dispatches_on_type_without_connecting(tmp_path: Path) -> None:
     # 192.0.2.1 (TEST-NET-1) is never reachable: create must not try.
     sftp = factory.create(BackendSpec("sftp", "/srv", {"host": "192.0.2.1"}))
     assert isinstance(sftp, SftpStorage)
-    with pytest.raises(OptionError, match=r"unknown backend type 'ftp' \(available: local, sftp\)"):
-        factory.create(BackendSpec("ftp", "/"))
+    with pytest.raises(OptionError, match=r'unknown backend type "nfs" \(available: .*local, '):
+        factory.create(BackendSpec("nfs", "/"))
+    only = DefaultStorageFactory(
+        {"local": LocalStorage, "sftp": SftpStorage}, fsspec_fallback=False
+    )
+    with pytest.raises(OptionError, match=r'unknown backend type "ftp" \(available: local, sftp\)'):
+        only.create(BackendSpec("ftp", "/"))
     with pytest.raises(OptionError, match="'host' is required"):
         factory.create(BackendSpec("sftp", "/srv"))
 

@@ -1,14 +1,13 @@
 """RemoteStorage behaviour, checked alike on LocalStorage and on SftpStorage
-against a real sshd; then the SFTP-only matters (connecting, auth, host keys,
-connection reuse). Local-only checks are in test_storage_local.py."""
+against a real sshd (the shared checks are tests/storage_contract.py, which the
+fsspec storages run too); then symlinks, which only these two have, and the
+SFTP-only matters (connecting, auth, host keys, connection reuse). Local-only
+checks are in test_storage_local.py."""
 
 from __future__ import annotations
 
-import errno
 import os
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from application.ports import RemoteStorage
 from domain.errors import OptionError, RemoteUnavailable
 from domain.volume import BackendSpec
 from tests.integration.fixtures import sshd as sshd_fixtures
+from tests.storage_contract import Backend, PathView, StorageContract, get, put
 
 sshd = sshd_fixtures.sshd
 SshdServer = sshd_fixtures.SshdServer
@@ -48,12 +48,6 @@ def sftp_spec(server: SshdServer, root: str | None = None, **options: Any) -> Ba
     return BackendSpec("sftp", str(server.data_dir) if root is None else root, base)
 
 
-@dataclass
-class Backend:
-    storage: RemoteStorage
-    root: Path  # the same directory seen through the local filesystem
-
-
 @pytest.fixture(params=["local", "sftp"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     storage: RemoteStorage
@@ -67,210 +61,31 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         storage = LocalStorage(BackendSpec("local", str(root)))
     await storage.check()
     try:
-        yield Backend(storage, root)
+        yield Backend(storage, PathView(root))
     finally:
         await storage.aclose()
 
 
-async def put(storage: RemoteStorage, path: str, data: bytes) -> None:
-    writer = await storage.open_writer(path)
-    await writer.write(data)
-    await writer.commit()
+class TestLocalAndSftpStorage(StorageContract):
+    """The shared behaviour (tests/storage_contract.py) on both."""
 
 
-async def get(storage: RemoteStorage, path: str, offset: int = 0, size: int = 1 << 40) -> bytes:
-    reader = await storage.open_reader(path)
-    try:
-        return await reader.read(offset, size)
-    finally:
-        await reader.close()
-
-
-# --- shared behaviour ------------------------------------------------------------
-
-
-async def test_large_write_then_ranged_reads(backend: Backend) -> None:
+async def test_symlinks_are_followed_and_dangling_ones_skipped(backend: Backend) -> None:
     s = backend.storage
-    data = os.urandom(5 * MiB)
-    writer = await s.open_writer("big.bin")
-    # Uneven pieces: offsets must come out right whatever the chunking.
-    for start in range(0, len(data), 700_001):
-        await writer.write(data[start : start + 700_001])
-    await writer.commit()
-
-    assert (backend.root / "big.bin").read_bytes() == data
-    assert (await s.stat("big.bin")).size == len(data)
-
-    reader = await s.open_reader("big.bin")
-    try:
-        for offset, size in [(0, 10), (123_457, 1_000_000), (4 * MiB + 3, 2 * MiB), (0, 5 * MiB)]:
-            assert await reader.read(offset, size) == data[offset : offset + size]
-        assert await reader.read(len(data) - 10, 100) == data[-10:]
-        assert await reader.read(len(data), 10) == b""
-        assert await reader.read(len(data) + 12345, 10) == b""
-    finally:
-        await reader.close()
-
-
-async def test_upload_is_atomic_and_abort_keeps_old_content(backend: Backend) -> None:
-    s = backend.storage
-    await put(s, "f.txt", b"old content")
-
-    writer = await s.open_writer("f.txt")
-    await writer.write(b"new")
-    assert await get(s, "f.txt") == b"old content"  # not replaced before commit
-    await writer.abort()
-    assert await get(s, "f.txt") == b"old content"
-    assert sorted(p.name for p in backend.root.iterdir()) == ["f.txt"]
-
-    writer = await s.open_writer("f.txt")
-    await writer.write(b"new ")
-    await writer.write(b"content")
-    await writer.commit()
-    assert await get(s, "f.txt") == b"new content"
-    assert sorted(p.name for p in backend.root.iterdir()) == ["f.txt"]
-
-
-async def test_empty_file(backend: Backend) -> None:
-    s = backend.storage
-    writer = await s.open_writer("empty")
-    await writer.commit()
-    entry = await s.stat("empty")
-    assert (entry.is_dir, entry.size) == (False, 0)
-    assert await get(s, "empty") == b""
-
-
-async def test_list_dir_and_stat(backend: Backend) -> None:
-    s = backend.storage
+    assert isinstance(backend.raw, PathView)
+    root = backend.raw.root
     await s.mkdir("d")
     await put(s, "a.txt", b"abc")
     await put(s, "d/b.txt", b"12345")
-    os.symlink("a.txt", backend.root / "link")
-    os.symlink("missing", backend.root / "dangling")
-    os.symlink("d", backend.root / "dirlink")
+    os.symlink("a.txt", root / "link")
+    os.symlink("missing", root / "dangling")
+    os.symlink("d", root / "dirlink")
 
     listing = {e.name: e for e in await s.list_dir("")}
     assert sorted(listing) == ["a.txt", "d", "dirlink", "link"]  # dangling link skipped
-    assert (listing["a.txt"].is_dir, listing["a.txt"].size) == (False, 3)
-    assert listing["d"].is_dir
     assert (listing["link"].is_dir, listing["link"].size) == (False, 3)  # followed
     assert listing["dirlink"].is_dir
-    assert [(e.name, e.size) for e in await s.list_dir("d")] == [("b.txt", 5)]
     assert await s.list_dir("dirlink") == await s.list_dir("d")
-
-    root = await s.stat("")
-    assert root.is_dir
-    entry = await s.stat("d/b.txt")
-    assert (entry.name, entry.is_dir, entry.size) == ("b.txt", False, 5)
-    assert abs(entry.mtime - time.time()) < 60
-
-    await s.set_mtime("d/b.txt", 1_000_000_000.0)
-    assert (await s.stat("d/b.txt")).mtime == pytest.approx(1_000_000_000.0, abs=1)
-    assert (backend.root / "d" / "b.txt").stat().st_mtime == pytest.approx(1e9, abs=1)
-
-
-async def test_mkdir_and_rmdir(backend: Backend) -> None:
-    s = backend.storage
-    await s.mkdir("d")
-    with pytest.raises(FileExistsError):
-        await s.mkdir("d")
-    with pytest.raises(FileNotFoundError):
-        await s.mkdir("nope/sub")
-    await put(s, "d/f", b"x")
-    with pytest.raises(OSError) as excinfo:
-        await s.rmdir("d")
-    assert excinfo.value.errno == errno.ENOTEMPTY
-    with pytest.raises(NotADirectoryError):
-        await s.rmdir("d/f")
-    with pytest.raises(FileNotFoundError):
-        await s.rmdir("missing")
-    await s.remove("d/f")
-    await s.rmdir("d")
-    assert not (backend.root / "d").exists()
-    with pytest.raises(FileNotFoundError):
-        await s.stat("d")
-
-
-async def test_remove(backend: Backend) -> None:
-    s = backend.storage
-    await put(s, "f", b"x")
-    await s.mkdir("d")
-    await s.remove("f")
-    assert not (backend.root / "f").exists()
-    with pytest.raises(FileNotFoundError):
-        await s.remove("f")
-    with pytest.raises(IsADirectoryError):
-        await s.remove("d")
-
-
-async def test_rename(backend: Backend) -> None:
-    s = backend.storage
-    await put(s, "a", b"from a")
-    await put(s, "b", b"from b")
-    await s.rename("a", "b")  # replaces the existing file
-    assert await get(s, "b") == b"from a"
-    with pytest.raises(FileNotFoundError):
-        await s.stat("a")
-    with pytest.raises(FileNotFoundError):
-        await s.rename("a", "c")
-
-    await s.mkdir("d")
-    await put(s, "d/inner", b"i")
-    await s.rename("d", "e")
-    assert await get(s, "e/inner") == b"i"
-    assert not (backend.root / "d").exists()
-
-    await s.mkdir("full")
-    await put(s, "full/x", b"x")
-    await s.mkdir("src")
-    with pytest.raises(OSError) as excinfo:
-        await s.rename("src", "full")
-    assert excinfo.value.errno in (errno.ENOTEMPTY, errno.EEXIST)
-    with pytest.raises(IsADirectoryError):
-        await s.rename("b", "full")
-
-
-async def test_missing_and_wrong_kinds(backend: Backend) -> None:
-    s = backend.storage
-    await put(s, "f", b"x")
-    await s.mkdir("d")
-    with pytest.raises(FileNotFoundError):
-        await s.stat("nothing")
-    with pytest.raises(FileNotFoundError):
-        await s.list_dir("nothing")
-    with pytest.raises(FileNotFoundError):
-        await s.open_reader("nothing")
-    with pytest.raises(FileNotFoundError):
-        await s.open_writer("nothing/f")
-    with pytest.raises(NotADirectoryError):
-        await s.list_dir("f")
-    with pytest.raises(IsADirectoryError):
-        await s.open_reader("d")
-    with pytest.raises(IsADirectoryError):
-        await s.open_writer("d")
-
-
-async def test_refuses_paths_leaving_the_root(backend: Backend) -> None:
-    for bad in ("../etc/passwd", "d/../../x", "/etc/passwd"):
-        with pytest.raises(PermissionError):
-            await backend.storage.stat(bad)
-
-
-async def test_concurrent_readers_and_writers(backend: Backend) -> None:
-    s = backend.storage
-    blobs = {f"f{i}": os.urandom(300_000 + i) for i in range(8)}
-    async with anyio.create_task_group() as tg:
-        for name, data in blobs.items():
-            tg.start_soon(put, s, name, data)
-    results: dict[str, bytes] = {}
-
-    async def fetch(name: str) -> None:
-        results[name] = await get(s, name)
-
-    async with anyio.create_task_group() as tg:
-        for name in blobs:
-            tg.start_soon(fetch, name)
-    assert results == blobs
 
 
 # --- SFTP only -------------------------------------------------------------------

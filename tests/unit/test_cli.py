@@ -38,9 +38,10 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.startswith("cloudvol v")
 
 
-def test_config_flag_is_refused_for_now(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["serve", "docker", "--config", "/etc/rclone.conf"]) == 2
-    assert "--config is not supported yet" in capsys.readouterr().err
+def test_config_path_reaches_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert _settings(["--config", "/etc/rclone.conf"]).config_path == "/etc/rclone.conf"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    assert _settings([]).config_path == str(tmp_path / "cfg" / "cloudvol" / "cloudvol.conf")
 
 
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -49,12 +49,37 @@ def test_quoted_values(remote: str, options: dict[str, str]) -> None:
     assert parsed.path == "/p"
 
 
-def test_config_file_remote_is_not_supported_yet() -> None:
+@pytest.mark.parametrize(
+    ("remote", "expected"),
+    [
+        ("myremote:path", RemoteSpec("", "path", name="myremote")),
+        ("myremote:", RemoteSpec("", "", name="myremote")),
+        ("myremote:/abs/dir", RemoteSpec("", "/abs/dir", name="myremote")),
+        ("rel:dir", RemoteSpec("", "dir", name="rel")),  # a name, not a local path
+        ("my remote:a", RemoteSpec("", "a", name="my remote")),
+        ("my.remote+x@y_z-1:", RemoteSpec("", "", name="my.remote+x@y_z-1")),
+        ("Ümlaut:p", RemoteSpec("", "p", name="Ümlaut")),
+        ("a,b", RemoteSpec("local", "a,b")),  # no colon at all: a local path
+        (
+            "files,port=2222,set_modtime:/srv",
+            RemoteSpec("", "/srv", {"port": "2222", "set_modtime": "true"}, name="files"),
+        ),
+        (
+            "s3,endpoint='http://h:9000',region=eu:bucket/dir",
+            RemoteSpec("", "bucket/dir", {"endpoint": "http://h:9000", "region": "eu"}, name="s3"),
+        ),
+        ('r,pass="a""b":', RemoteSpec("", "", {"pass": 'a"b'}, name="r")),
+    ],
+)
+def test_config_file_remotes(remote: str, expected: RemoteSpec) -> None:
+    assert parse_remote(remote) == expected
+
+
+@pytest.mark.parametrize("remote", ["-dash:p", " space:p", "trailing :p", "a!b:p", "a=b:p"])
+def test_bad_config_remote_names(remote: str) -> None:
     with pytest.raises(OptionError) as info:
-        parse_remote("name:path")
-    assert str(info.value) == (
-        'remote "name:path": remotes from a config file are not supported yet'
-    )
+        parse_remote(remote)
+    assert str(info.value).startswith(f'remote "{remote}": a config remote name holds')
 
 
 @pytest.mark.parametrize(

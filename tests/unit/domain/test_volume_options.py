@@ -2,6 +2,7 @@ import pytest
 
 from domain.backends import backend_types, find_backend
 from domain.errors import OptionError
+from domain.rclone_config import missing_config, parse_rclone_config
 from domain.volume import CacheMode, MountOptions, VfsOptions
 from domain.volume_options import parse_volume_options
 
@@ -118,6 +119,9 @@ def test_not_yet_supported_backend_option() -> None:
     assert str(info.value) == "sftp-key-use-agent: not supported yet"
     with pytest.raises(OptionError, match=r"^key_use_agent: not supported yet"):
         parse_volume_options({"remote": ":sftp,host=H,key_use_agent:"}, {})
+    # Asking for the default changes nothing: accepted.
+    parsed = parse_volume_options({"type": "sftp", "sftp-host": "H", "sftp-key-use-agent": "0"}, {})
+    assert "key_use_agent" not in parsed.spec.backend.options
 
 
 def test_backend_values_are_typed_and_checked() -> None:
@@ -157,16 +161,197 @@ def test_required_backend_option_missing() -> None:
     assert str(info.value) == "sftp-host is required for type sftp"
 
 
-def test_unknown_backend_type_lists_known_types() -> None:
+def test_undeclared_types_are_fsspec_protocols_whose_options_pass_through() -> None:
+    assert backend_types() == ["local", "s3", "sftp"]
+    parsed = parse_volume_options(
+        {"type": "memory", "memory-global-store": "false", "memory_Other_Thing": "1"}, {}
+    )
+    backend = parsed.spec.backend
+    assert (backend.type, backend.root) == ("memory", "")
+    # Raw text: the storage adapter types them by the filesystem's signature.
+    assert backend.options == {"global_store": "false", "other_thing": "1"}
+    inline = parse_volume_options({"remote": ":http,simple_links=false:https://h/d"}, {})
+    assert inline.spec.backend.options == {"simple_links": "false"}
+    assert inline.spec.backend.root == "https://h/d"
+    # Whether such a protocol is installed is the storage factory's to say.
+    assert parse_volume_options({"type": "nfs"}, {}).spec.backend.type == "nfs"
+
+
+def test_malformed_backend_type_refused() -> None:
     with pytest.raises(OptionError) as info:
-        parse_volume_options({"type": "nfs"}, {})
-    assert str(info.value) == 'unknown backend type "nfs" (known types: local, sftp)'
-    assert backend_types() == ["local", "sftp"]
+        parse_volume_options({"type": "NF S"}, {})
+    assert str(info.value).startswith(
+        'unknown backend type "NF S" (declared types: local, s3, sftp; other types are '
+        "fsspec protocol names"
+    )
 
 
-def test_config_file_remote_not_supported_yet() -> None:
-    with pytest.raises(OptionError, match="remotes from a config file are not supported yet"):
+def test_config_remote_needs_a_config_file() -> None:
+    with pytest.raises(OptionError) as info:
         parse_volume_options({"remote": "myremote:path"}, {})
+    assert str(info.value) == 'remote "myremote:path": no config file to look "myremote" up in'
+    with pytest.raises(OptionError) as info:
+        parse_volume_options({"remote": "myremote:path"}, {}, missing_config("/etc/c.conf"))
+    assert str(info.value).startswith(
+        'remote "myremote:path": config file /etc/c.conf not found (create it with a '
+        "[myremote] section"
+    )
+
+
+CONF = parse_rclone_config(
+    """
+[files]
+type = sftp
+host = example.org
+user = me
+port = 2222
+pass = XG2NGkIb8hZ4rkCCeyTEjXbw0X3R5eWb
+shell_type = unix
+md5sum_command = md5sum
+use_insecure_cipher = false
+unknown_to_rclone = whatever
+key_file =
+
+[objects]
+type = s3
+provider = minio
+access_key_id = AK
+secret_access_key = SK
+endpoint = http://minio:9000
+location_constraint = EU
+acl = private
+
+[here]
+type = local
+
+[mem]
+type = memory
+global_store = false
+
+[notype]
+host = x
+
+[old]
+type = sftp
+host = h
+ciphers = aes128-ctr
+
+[team]
+type = sftp
+host = team.example.org
+[team.bob]
+user = bob
+""",
+    "/c.conf",
+)
+
+
+def test_sftp_remote_from_a_config_file() -> None:
+    parsed = parse_volume_options({"remote": "files:/srv"}, {}, CONF)
+    backend = parsed.spec.backend
+    assert (backend.type, backend.root) == ("sftp", "/srv")
+    o = backend.options
+    assert (o["host"], o["user"], o["port"]) == ("example.org", "me", 2222)
+    assert o["pass"] == "XG2NGkIb8hZ4rkCCeyTEjXbw0X3R5eWb"  # revealed by the adapter
+    assert o["key_file"] == ""  # an empty value is "not set": the default
+    # rclone's own bookkeeping and keys no backend knows never reach the adapter.
+    assert not {"shell_type", "md5sum_command", "unknown_to_rclone"} & set(o)
+    assert "use_insecure_cipher" not in o  # not supported yet, but given as its default
+    assert (parsed.fs, parsed.type, parsed.path) == ("files:/srv", "", "")
+
+
+def test_config_values_are_overridden_inline_then_by_dash_o() -> None:
+    parsed = parse_volume_options(
+        {"remote": "files,port=2200,user=inline:/srv", "sftp-user": "dash-o"},
+        {"sftp-port": "22", "sftp-concurrency": "8"},
+        CONF,
+    )
+    o = parsed.spec.backend.options
+    # default < daemon flag < config file < connection string < -o
+    assert (o["port"], o["user"], o["concurrency"]) == (2200, "dash-o", 8)
+
+
+def test_s3_local_and_fsspec_remotes_from_a_config_file() -> None:
+    s3 = parse_volume_options({"remote": "objects:bucket/dir/"}, {}, CONF).spec.backend
+    assert (s3.type, s3.root) == ("s3", "bucket/dir")
+    assert (s3.options["provider"], s3.options["secret_access_key"]) == ("Minio", "SK")
+    assert s3.options["endpoint"] == "http://minio:9000"
+    assert s3.options["acl"] == "private"
+    assert "location_constraint" not in s3.options  # only for creating buckets
+    local = parse_volume_options({"remote": "here:/data"}, {}, CONF).spec.backend
+    assert (local.type, local.root, local.options) == ("local", "/data", {})
+    mem = parse_volume_options({"remote": "mem:/x"}, {}, CONF).spec.backend
+    assert (mem.type, mem.options) == ("memory", {"global_store": "false"})
+
+
+def test_dotted_config_sections_inherit_from_their_parent() -> None:
+    o = parse_volume_options({"remote": "team.bob:"}, {}, CONF).spec.backend.options
+    assert (o["host"], o["user"]) == ("team.example.org", "bob")
+
+
+def test_config_remote_errors() -> None:
+    with pytest.raises(OptionError) as info:
+        parse_volume_options({"remote": "nowhere:x"}, {}, CONF)
+    assert str(info.value) == 'remote "nowhere": not found in config file /c.conf'
+    with pytest.raises(OptionError, match=r'remote "notype": its section .* has no "type"'):
+        parse_volume_options({"remote": "notype:x"}, {}, CONF)
+    with pytest.raises(OptionError) as info:
+        parse_volume_options({"remote": "old:/"}, {}, CONF)
+    assert str(info.value) == "ciphers in [old] of /c.conf: not supported yet"
+
+
+def test_s3_options() -> None:
+    parsed = parse_volume_options(
+        {
+            "type": "s3",
+            "s3-provider": "aws",
+            "s3-chunk-size": "16M",
+            "s3-upload-concurrency": "8",
+            "s3-location-constraint": "EU",
+            "s3-upload-cutoff": "200Mi",
+            "path": "/bucket/a/b/",
+        },
+        {},
+    )
+    o = parsed.spec.backend.options
+    assert parsed.spec.backend.root == "bucket/a/b"
+    assert (o["provider"], o["chunk_size"], o["upload_concurrency"]) == ("AWS", 16 << 20, 8)
+    assert o["force_path_style"] is True and o["list_version"] == 0
+    assert "location_constraint" not in o and "upload_cutoff" not in o
+    with pytest.raises(OptionError, match=r"^s3-upload-cutoff: not supported yet"):
+        parse_volume_options({"type": "s3", "path": "b", "s3-upload-cutoff": "1G"}, {})
+    with pytest.raises(OptionError, match=r'^s3-provider: unknown value "Nope" \(use one of AWS'):
+        parse_volume_options({"type": "s3", "path": "b", "s3-provider": "Nope"}, {})
+    with pytest.raises(OptionError, match=r"^the s3 backend needs a bucket"):
+        parse_volume_options({"type": "s3", "path": "/"}, {})
+
+
+def test_secret_values_never_appear_in_errors() -> None:
+    with pytest.raises(OptionError) as info:
+        parse_volume_options({"type": "s3", "path": "b", "s3-sse-customer-key": "TopSecretKey"}, {})
+    assert str(info.value) == "s3-sse-customer-key: not supported yet"
+    s3 = find_backend("s3")
+    assert {d.name for d in s3.options if d.secret} == {
+        "secret_access_key",
+        "session_token",
+        "sse_customer_key",
+        "sse_customer_key_base64",
+    }
+
+
+def test_unused_options_are_checked_and_dropped() -> None:
+    parsed = parse_volume_options(
+        {
+            "type": "sftp",
+            "sftp-host": "H",
+            "sftp-shell-type": "unix",
+            "sftp-disable-hashcheck": "1",
+        },
+        {},
+    )
+    assert "shell_type" not in parsed.spec.backend.options
+    with pytest.raises(OptionError, match=r"^sftp-disable-hashcheck: invalid boolean"):
+        parse_volume_options({"type": "sftp", "sftp-host": "H", "sftp-disable-hashcheck": "x"}, {})
 
 
 @pytest.mark.parametrize(
