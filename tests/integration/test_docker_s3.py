@@ -27,13 +27,6 @@ def s3_opts(server: MotoServer, path: str) -> list[str]:
     ]  # fmt: skip
 
 
-def in_container(docker: Dockerd, volume: str, script: str) -> str:
-    out = docker.run(
-        "run", "--rm", "--network", "none", "-v", f"{volume}:/data", docker.image, "sh", "-c", script
-    )  # fmt: skip
-    return out.stdout
-
-
 def object_body(server: MotoServer, bucket: str, key: str) -> bytes:
     body: bytes = server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
     return body
@@ -54,8 +47,7 @@ def test_s3_volume_user_story(
     name = unique("s3vol")
     create(docker, daemon, name, *s3_opts(moto_s3, bucket))
 
-    out = in_container(
-        docker,
+    out = docker.in_container(
         name,
         "cat /data/before.txt; mkdir /data/d; echo hi > /data/d/x; cat /data/d/x; ls /data",
     )
@@ -64,9 +56,9 @@ def test_s3_volume_user_story(
     assert keys(moto_s3, bucket) == ["before.txt", "d/", "d/x"]  # d/ is the directory marker
 
     # A second container (a new mount) sees what the first one left, empty dirs too.
-    out = in_container(docker, name, "mkdir /data/empty; ls /data; cat /data/d/x")
+    out = docker.in_container(name, "mkdir /data/empty; ls /data; cat /data/d/x")
     assert out == "before.txt\nd\nempty\nhi\n"
-    assert in_container(docker, name, "ls /data") == "before.txt\nd\nempty\n"
+    assert docker.in_container(name, "ls /data") == "before.txt\nd\nempty\n"
 
     docker.run("volume", "rm", name)
     assert "d/x" in keys(moto_s3, bucket), "removing a volume never touches the remote data"
@@ -84,7 +76,7 @@ def test_s3_volume_below_a_prefix_via_connection_string(
     )
     name = unique("s3cs")
     create(docker, daemon, name, "-o", f"remote={remote}")
-    in_container(docker, name, "echo deep > /data/f")
+    docker.in_container(name, "echo deep > /data/f")
     assert object_body(moto_s3, bucket, "some/prefix/f") == b"deep\n"
 
 
@@ -108,8 +100,8 @@ def test_memory_volume(docker_env: tuple[Dockerd, CloudvolDaemon]) -> None:
     docker, daemon = docker_env
     name = unique("mem")
     create(docker, daemon, name, "-o", "type=memory")
-    out = in_container(
-        docker, name, "mkdir /data/d; echo in-memory > /data/d/f; cat /data/d/f; ls /data"
+    out = docker.in_container(
+        name, "mkdir /data/d; echo in-memory > /data/d/f; cat /data/d/f; ls /data"
     )
     assert out == "in-memory\nd\n"
 
@@ -153,8 +145,8 @@ def test_remotes_from_an_rclone_config_file(
 
     create(docker, daemon, "confs3", "-o", f"remote=objects:{bucket}/dir")
     create(docker, daemon, "confsftp", "-o", f"remote=files:{sshd.data_dir}/srv")
-    in_container(docker, "confs3", "echo s3 > /data/f")
-    in_container(docker, "confsftp", "echo sftp > /data/f")
+    docker.in_container("confs3", "echo s3 > /data/f")
+    docker.in_container("confsftp", "echo sftp > /data/f")
     assert object_body(moto_s3, bucket, "dir/f") == b"s3\n"
     assert (sshd.data_dir / "srv" / "f").read_text() == "sftp\n"
 

@@ -65,19 +65,7 @@ def test_sftp_volume_user_story(
     name = unique("vol")
     create(docker, daemon, name, *sftp_opts(sshd, remote_dir))
 
-    out = docker.run(
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        f"{name}:/data",
-        docker.image,
-        "sh",
-        "-c",
-        "echo hi > /data/x; cat /data/x",
-    )
-    assert out.stdout == "hi\n"
+    assert docker.in_container(name, "echo hi > /data/x; cat /data/x") == "hi\n"
     assert (remote_dir / "x").read_text() == "hi\n"
 
     docker.run("volume", "rm", name)
@@ -96,19 +84,10 @@ def test_local_volume(docker_env: tuple[Dockerd, CloudvolDaemon], tmp_path: Path
     name = unique("loc")
     create(docker, daemon, name, "-o", f"remote={backing}")
 
-    out = docker.run(
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        f"{name}:/data",
-        docker.image,
-        "sh",
-        "-c",
-        "cat /data/before.txt; mkdir /data/d; echo hi > /data/d/x; ls /data/d",
+    out = docker.in_container(
+        name, "cat /data/before.txt; mkdir /data/d; echo hi > /data/d/x; ls /data/d"
     )
-    assert out.stdout == "from the host\nx\n"
+    assert out == "from the host\nx\n"
     assert (backing / "d" / "x").read_text() == "hi\n"
 
 
@@ -125,18 +104,7 @@ def test_connection_string_volume(
     )
     create(docker, daemon, name, "-o", f"remote={remote}")
 
-    docker.run(
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        f"{name}:/data",
-        docker.image,
-        "sh",
-        "-c",
-        "echo via-cs > /data/x",
-    )
+    docker.in_container(name, "echo via-cs > /data/x")
     assert (remote_dir / "x").read_text() == "via-cs\n"
     info = json.loads(docker.run("volume", "inspect", name).stdout)[0]
     assert info["Driver"] == daemon.driver
@@ -150,32 +118,9 @@ def test_two_containers_share_a_volume_and_rm_is_refused_while_in_use(
     name = unique("shared")
     create(docker, daemon, name, *sftp_opts(sshd, sshd.data_dir))
     holder = unique("holder")
-    docker.run(
-        "run",
-        "-d",
-        "--name",
-        holder,
-        "--network",
-        "none",
-        "-v",
-        f"{name}:/data",
-        docker.image,
-        "sleep",
-        "300",
-    )
+    docker.start_holder(name, holder)
 
-    docker.run(
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        f"{name}:/data",
-        docker.image,
-        "sh",
-        "-c",
-        "echo second > /data/from-second",
-    )
+    docker.in_container(name, "echo second > /data/from-second")
     assert docker.run("exec", holder, "cat", "/data/from-second").stdout == "second\n"
     # The second container's exit must not unmount the volume under the first.
     assert fuse_mounts_under(daemon.base_dir) == [str(daemon.base_dir / name)]
@@ -195,7 +140,7 @@ def test_two_containers_share_a_volume_and_rm_is_refused_while_in_use(
         ("vfs-cache-mode=sometimes", "vfs-cache-mode"),
         ("dir-cache-time=soon", "dir-cache-time"),
         ("sftp-bogus=1", 'unsupported backend option "sftp-bogus"'),
-        ("vfs-read-chunk-size=64M", "not supported yet"),
+        ("vfs-used-is-size=true", "not supported yet"),
     ],
 )
 def test_bad_option_fails_create_with_its_name(
@@ -247,19 +192,7 @@ def test_state_brings_volumes_back_after_sigkill(
     create(docker, daemon, idle, *sftp_opts(sshd, remote_dir))
     create(docker, daemon, busy, *sftp_opts(sshd, remote_dir))
     holder = unique("holder")
-    docker.run(
-        "run",
-        "-d",
-        "--name",
-        holder,
-        "--network",
-        "none",
-        "-v",
-        f"{busy}:/data",
-        docker.image,
-        "sleep",
-        "300",
-    )
+    docker.start_holder(busy, holder)
 
     state = json.loads(daemon.state_file.read_text())
     assert {v["name"] for v in state} == {idle, busy}
@@ -273,10 +206,7 @@ def test_state_brings_volumes_back_after_sigkill(
     docker.run("exec", holder, "sh", "-c", "echo after-restart > /data/r")
     assert (remote_dir / "r").read_text() == "after-restart\n"
     # The restored volume kept its path (rclone drops it on restore).
-    out = docker.run(
-        "run", "--rm", "--network", "none", "-v", f"{idle}:/data", docker.image, "cat", "/data/r"
-    )
-    assert out.stdout == "after-restart\n"
+    assert docker.in_container(idle, "cat /data/r") == "after-restart\n"
 
     docker.run("rm", "-f", holder)
     assert fuse_mounts_under(daemon.base_dir) == []
@@ -289,19 +219,7 @@ def test_clean_stop_unmounts_and_keeps_volumes(
     name = unique("stop")
     create(docker, daemon, name, *sftp_opts(sshd, sshd.data_dir))
     holder = unique("holder")
-    docker.run(
-        "run",
-        "-d",
-        "--name",
-        holder,
-        "--network",
-        "none",
-        "-v",
-        f"{name}:/data",
-        docker.image,
-        "sleep",
-        "300",
-    )
+    docker.start_holder(name, holder)
 
     assert daemon.stop() == 0
     assert fuse_mounts_under(daemon.base_dir) == []
