@@ -74,6 +74,73 @@ class RemoteStorage(Protocol):
         ...
 
 
+class CacheFile(Protocol):
+    """An open data file of the VFS cache: a sparse local file read and written at
+    any offset. Reads and writes are plain local-disk calls made on the event
+    loop (a thread hop per 128 KiB kernel read would cost more than the read);
+    `sync` and `close` may block longer and are awaited."""
+
+    def pread(self, offset: int, size: int) -> bytes:
+        """Up to `size` bytes at `offset`; holes read as zeros."""
+        ...
+
+    def pwrite(self, offset: int, data: bytes) -> None: ...
+
+    def truncate(self, size: int) -> None: ...
+
+    def length(self) -> int:
+        """The data file's size on disk."""
+        ...
+
+    async def sync(self) -> None:
+        """Make the data durable (fsync)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class CacheStore(Protocol):
+    """One volume's on-disk VFS cache: a data file and a metadata record per item,
+    both keyed by the item's normalised path in the volume."""
+
+    async def open(self, path: str) -> CacheFile:
+        """Open the data file of `path`, creating it (empty) and its parent
+        directories when missing."""
+        ...
+
+    async def save_record(self, path: str, record: bytes, *, durable: bool) -> None:
+        """Replace the metadata record atomically (write aside, then rename), so a
+        crash leaves either the old or the new record. `durable` also fsyncs it."""
+        ...
+
+    async def load_records(self) -> list[tuple[str, bytes]]:
+        """Every (path, record) on disk; unreadable ones are skipped and logged."""
+        ...
+
+    async def remove(self, path: str) -> None:
+        """Remove the data file and the record of `path` (missing ones are fine);
+        an open `CacheFile` of it stays usable until closed."""
+        ...
+
+    async def rename(self, src: str, dst: str) -> None:
+        """Move the item, or a whole directory of items, from `src` to `dst`,
+        replacing an item at `dst`."""
+        ...
+
+    def present_bytes(self, path: str) -> int:
+        """Bytes the data file of `path` really occupies (allocated blocks), 0 if
+        it has none."""
+        ...
+
+    def data_length(self, path: str) -> int | None:
+        """The data file's size, or None if there is none."""
+        ...
+
+    def sparse_supported(self) -> bool:
+        """Whether the cache's file system keeps holes in files unallocated."""
+        ...
+
+
 class StorageFactory(Protocol):
     def create(self, backend: BackendSpec) -> RemoteStorage:
         """Build (without connecting yet) a storage for `backend`.
@@ -117,6 +184,13 @@ class MountManager(Protocol):
     async def adopt(self, volume: Volume) -> bool:
         """After a daemon restart: reattach to a live worker for `volume`.
         Returns False when there is none (stale mounts are cleared)."""
+        ...
+
+    async def recover(self, volume: Volume) -> bool:
+        """At daemon start, for a volume that is not mounted: if its cache holds
+        files a killed worker did not upload, start uploading them (in the
+        background; a later mount waits for that or takes it over). Returns
+        whether anything was started."""
         ...
 
     async def shutdown(self) -> None:

@@ -252,7 +252,8 @@ class VolumeService:
         logger.info("restored {} volume(s) from the state file", len(self._volumes))
 
     async def restore_mounts(self) -> None:
-        """Re-adopt the live worker of each volume that had mount IDs, or remount it.
+        """Re-adopt the live worker of each volume that had mount IDs, or remount
+        it; for the others, have pending uploads left in their caches finished.
 
         A volume that can be neither keeps existing but loses its IDs: the
         containers that held them are gone (a worker that is not alive served no
@@ -261,6 +262,18 @@ class VolumeService:
         async with anyio.create_task_group() as tg:
             for name in list(self._pending):
                 tg.start_soon(self._restore_mount, name)
+            for name, volume in self._volumes.items():
+                if not volume.mount_ids and name not in self._pending:
+                    tg.start_soon(self._recover_uploads, volume)
+
+    async def _recover_uploads(self, volume: Volume) -> None:
+        # A worker killed with uploads pending left them in the volume's cache:
+        # they must reach the remote even if nobody mounts the volume again.
+        try:
+            if await self._mounts.recover(volume):
+                logger.info("uploading what volume {!r} left pending", volume.name)
+        except Exception as exc:
+            logger.error("cannot upload the pending files of volume {!r}: {}", volume.name, exc)
 
     async def _restore_mount(self, name: str) -> None:
         event = self._pending[name]

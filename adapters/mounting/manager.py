@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from pathlib import Path
 import anyio
 from loguru import logger
 
+from adapters.cache import cache_root, has_dirty_items
 from adapters.mounting.protocol import (
     ProtocolError,
     Readiness,
@@ -69,6 +72,8 @@ class WorkerMountManager:
         config_path: str | None = None,
         mount_timeout: float = 100.0,  # under Docker's 2-minute Mount timeout
         control_timeout: float = 10.0,
+        drain_wait: float = 30.0,  # for a previous worker's uploads, before stopping it
+        stop_wait: float = 15.0,  # for a stopped worker to let go of the volume
     ) -> None:
         self.base_dir = base_dir
         self.cache_dir = cache_dir
@@ -78,6 +83,8 @@ class WorkerMountManager:
         self.config_path = config_path
         self.mount_timeout = mount_timeout
         self.control_timeout = control_timeout
+        self.drain_wait = drain_wait
+        self.stop_wait = stop_wait
         self._workers: dict[str, _Worker] = {}
         self._locks: dict[str, anyio.Lock] = {}
 
@@ -102,6 +109,20 @@ class WorkerMountManager:
             if e.errno != errno.ENOTEMPTY:
                 raise
             logger.warning("not removing {}: the directory is not empty", mp)
+        await self._discard_cache(volume.name)
+
+    async def _discard_cache(self, name: str) -> None:
+        """The removed volume's file cache goes too, unless it still holds files to
+        upload (a worker still draining keeps it, and so does data nobody uploaded)."""
+        root = cache_root(self.cache_dir, name)
+        if lock_holder(self._paths(name).lock) is not None:
+            return
+        if await anyio.to_thread.run_sync(has_dirty_items, self.cache_dir, name):
+            logger.warning(
+                "keeping the cache of removed volume {}: it holds files not uploaded", name
+            )
+            return
+        await anyio.to_thread.run_sync(functools.partial(shutil.rmtree, root, ignore_errors=True))
 
     async def mount(self, volume: Volume) -> None:
         async with self._lock(volume.name):
@@ -149,6 +170,19 @@ class WorkerMountManager:
                 await self._clear_orphan_mount(volume)
             return False
 
+    async def recover(self, volume: Volume) -> bool:
+        """At daemon start, for a volume nobody mounts: when its cache holds files
+        a killed worker did not upload, start a drain-only worker for them.
+        Returns whether one was started."""
+        async with self._lock(volume.name):
+            if lock_holder(self._paths(volume.name).lock) is not None:
+                return False  # a worker serves it, and uploads what is pending
+            if not await anyio.to_thread.run_sync(has_dirty_items, self.cache_dir, volume.name):
+                return False
+            logger.info("volume {} has files not uploaded yet: starting a worker", volume.name)
+            await self._spawn(volume, drain_only=True)
+            return True
+
     async def shutdown(self) -> None:
         self._reap()
         workers = list(self._workers.values())
@@ -174,13 +208,14 @@ class WorkerMountManager:
 
     # --- spawning -------------------------------------------------------------
 
-    async def _spawn(self, volume: Volume) -> None:
+    async def _spawn(self, volume: Volume, *, drain_only: bool = False) -> None:
         name, mp = volume.name, volume.mountpoint
         paths = self._paths(name)
         deadline = anyio.current_time() + self.mount_timeout
-        await self._wait_for_previous_worker(name, paths)
-        await self._clear_orphan_mount(volume)
-        await self.prepare(volume)
+        if not drain_only:
+            await self._wait_for_previous_worker(name, paths)
+            await self._clear_orphan_mount(volume)
+            await self.prepare(volume)
 
         job = WorkerJob(
             name=name,
@@ -192,6 +227,7 @@ class WorkerMountManager:
             log_level=self.log_level,
             log_file=self.log_file,
             config_path=self.config_path,
+            drain_only=drain_only,
         )
         log_start = _file_size(paths.log)  # report only this run's log lines
         proc, read_fd = _start_worker(paths.log)
@@ -208,16 +244,20 @@ class WorkerMountManager:
                 )
             if not report.ready:
                 raise MountFailed(report.error or await _describe_exit(proc, paths.log, log_start))
-            await self._verify_mounted(mp, proc)
+            if not drain_only:
+                await self._verify_mounted(mp, proc)
         except BaseException as e:
             os.close(read_fd)
             worker.expected_exit = True
-            await self._kill(proc, mp)
+            await self._kill(proc, mp, unmount=not drain_only)
             if isinstance(e, MountFailed) or not isinstance(e, Exception):
                 raise
             raise MountFailed(f"mount worker for {name} failed: {e}") from e
         os.close(read_fd)
-        self._workers[name] = worker
+        if drain_only:
+            worker.expected_exit = True  # it exits once the uploads are done
+        else:
+            self._workers[name] = worker
         threading.Thread(
             target=self._watch, args=(worker, proc), name=f"watch-{name}", daemon=True
         ).start()
@@ -254,26 +294,56 @@ class WorkerMountManager:
             raise MountFailed(f"mount worker reported ready but {mp} is not mounted")
 
     async def _wait_for_previous_worker(self, name: str, paths: WorkerPaths) -> None:
-        """A worker still draining (finishing uploads after an unmount) holds the
-        volume's lock: wait for it, since two workers must not share one cache."""
+        """A worker still draining (uploading after an unmount, or a drain-only
+        worker) holds the volume's lock, and two workers must never share one
+        cache. Wait `drain_wait` seconds for it; then stop it (SIGTERM: its uploads
+        stay recorded on disk and the new worker resumes them at once) and wait
+        for its lock, so the Mount still answers within Docker's timeout."""
         pid = lock_holder(paths.lock)
         if pid is None:
             return
-        logger.info("waiting for the previous worker {} of volume {} to finish", pid, name)
-        with anyio.move_on_after(self.mount_timeout / 2):
-            while lock_holder(paths.lock) is not None:  # noqa: ASYNC110 (another process)
-                await anyio.sleep(0.1)
+        status = await self._probe(name)
+        pending = status.extra.get("pending_uploads") if status is not None else None
+        logger.info(
+            "waiting up to {:g} s for the previous worker {} of volume {} to finish{}",
+            self.drain_wait,
+            pid,
+            name,
+            f" ({pending} upload(s) pending)" if pending else "",
+        )
+        if await self._lock_released(paths, self.drain_wait):
+            return
+        holder = lock_holder(paths.lock)
+        if holder:
+            logger.warning(
+                "previous worker {} of volume {} is still uploading after {:g} s: stopping "
+                "it; the new worker resumes its uploads",
+                holder,
+                name,
+                self.drain_wait,
+            )
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(holder, signal.SIGTERM)
+        if await self._lock_released(paths, self.stop_wait):
             return
         raise MountFailed(
             f"the previous mount worker (pid {pid}) of volume {name} is still running "
-            "(finishing pending uploads, or hung); try again later"
+            f"{self.drain_wait + self.stop_wait:g} s later and does not stop (hung?); "
+            "try again later"
         )
 
-    async def _kill(self, proc: subprocess.Popen[bytes], mp: str) -> None:
+    async def _lock_released(self, paths: WorkerPaths, within: float) -> bool:
+        with anyio.move_on_after(within):
+            while lock_holder(paths.lock) is not None:  # noqa: ASYNC110 (another process)
+                await anyio.sleep(0.1)
+            return True
+        return False
+
+    async def _kill(self, proc: subprocess.Popen[bytes], mp: str, *, unmount: bool = True) -> None:
         if proc.poll() is None:
             proc.kill()
         await anyio.to_thread.run_sync(proc.wait)
-        if is_mounted(mp):
+        if unmount and is_mounted(mp):
             with contextlib.suppress(OSError):
                 await lazy_unmount(mp)
 

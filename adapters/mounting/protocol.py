@@ -41,6 +41,8 @@ class WorkerJob:
     log_level: str = "INFO"
     log_file: str | None = None
     config_path: str | None = None  # the path, not the contents: a job carries no secrets
+    # No mount: only upload what the volume's cache holds dirty, then exit.
+    drain_only: bool = False
 
     def to_json(self) -> str:
         return json.dumps(
@@ -54,6 +56,7 @@ class WorkerJob:
                 "log_level": self.log_level,
                 "log_file": self.log_file,
                 "config_path": self.config_path,
+                "drain_only": self.drain_only,
             }
         )
 
@@ -77,6 +80,9 @@ class WorkerJob:
             v is None or isinstance(v, str) for v in (log_file, config_path)
         ):
             raise ProtocolError("mount job: 'log_level'/'log_file'/'config_path' must be strings")
+        drain_only = raw.get("drain_only", False)
+        if not isinstance(drain_only, bool):
+            raise ProtocolError("mount job: 'drain_only' must be a boolean")
         return cls(
             name=raw["name"],
             mountpoint=raw["mountpoint"],
@@ -87,6 +93,7 @@ class WorkerJob:
             log_level=log_level,
             log_file=log_file or None,
             config_path=config_path or None,
+            drain_only=drain_only,
         )
 
 

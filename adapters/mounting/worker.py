@@ -1,6 +1,13 @@
 """One volume's FUSE process: builds the storage and VFS from the job's raw options,
 serves the mount, and answers the daemon on its control socket.
 
+Never strand data: once the mount has gone (the daemon's `unmount`, SIGTERM, or
+anyone's `fusermount3 -u`), the worker uploads every pending file before it
+exits, holding the volume's lock until then, so no second worker can start on
+the same cache meanwhile. A second SIGTERM stops the uploads (they stay recorded
+on disk, and the next worker of the volume resumes them). A `drain_only` job
+serves no mount at all: it uploads what a killed worker left, then exits.
+
 The process main (argument parsing, logging, readiness fd) is
 `entrypoints.mount_worker`; this module is the part worth testing and reusing."""
 
@@ -16,6 +23,7 @@ from anyio.abc import SocketListener, SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 from loguru import logger
 
+from adapters.cache import DiskCacheStore, cache_root
 from adapters.config import load_rclone_config
 from adapters.fuse import run_fuse
 from adapters.mounting.protocol import (
@@ -42,6 +50,10 @@ from domain.errors import MountFailed
 from domain.volume import MountOptions
 from domain.volume_options import parse_volume_options
 
+# Backends whose modification times cost an extra request per file: a fast
+# fingerprint leaves them out.
+_SLOW_MODTIME = frozenset({"s3", "swift", "ftp", "qingstor"})
+
 
 class MountWorker:
     """Runs one mount until it is unmounted (by the daemon, a signal, or anyone
@@ -56,6 +68,8 @@ class MountWorker:
         self._report = report
         self._vfs: Vfs | None = None
         self._start_scope: anyio.CancelScope | None = None
+        self._drain_scope: anyio.CancelScope | None = None
+        self._stop_drain = False
         self._stopped_early = False
 
     async def run(self) -> None:
@@ -78,34 +92,64 @@ class MountWorker:
         # The worker re-reads the config file: a restarted worker sees its current remotes.
         config = load_rclone_config(self.job.config_path) if self.job.config_path else None
         spec = parse_volume_options(self.job.options, self.job.defaults, config).spec
-        self._check_mountpoint(spec.mount)
+        if not self.job.drain_only:
+            self._check_mountpoint(spec.mount)
         storage = DefaultStorageFactory().create(spec.backend)
+        vfs: Vfs | None = None
         try:
             await storage.check()
-            vfs = self._vfs = Vfs(storage, spec.vfs)
+            vfs = self._vfs = Vfs(
+                storage,
+                spec.vfs,
+                cache_store=DiskCacheStore(cache_root(self.job.cache_dir, self.job.name)),
+                slow_modtime=spec.backend.type in _SLOW_MODTIME,
+            )
+            await vfs.start()
             fsname = f"{spec.backend.type}:{spec.backend.root}"
             async with anyio.create_task_group() as tg:
                 listener = await self._listen()
                 tg.start_soon(self._serve_control, listener)
                 tg.start_soon(self._watch_signals)
-                with anyio.CancelScope() as self._start_scope:
-                    await run_fuse(vfs, self.job.mountpoint, fsname, spec.mount, self._on_ready)
-                if self.state == "starting":
-                    raise MountFailed(
-                        "stopped before the mount was ready"
-                        if self._stopped_early
-                        else "the FUSE session ended before the mount was ready"
-                    )
+                if self.job.drain_only:
+                    self.state = "draining"
+                    self._report(encode_ready())
+                else:
+                    with anyio.CancelScope() as self._start_scope:
+                        await run_fuse(vfs, self.job.mountpoint, fsname, spec.mount, self._on_ready)
+                    if self.state == "starting":
+                        raise MountFailed(
+                            "stopped before the mount was ready"
+                            if self._stopped_early
+                            else "the FUSE session ended before the mount was ready"
+                        )
                 # run_fuse returns once the kernel let go of the mount and the VFS
-                # released its handles (committing uploads); nothing is left to serve.
+                # released its handles; what is left is uploading.
                 self.state = "draining"
+                await self._drain(vfs)
                 tg.cancel_scope.cancel()
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.job.control_socket)
             with anyio.CancelScope(shield=True):
+                if vfs is not None:
+                    await vfs.stop()
                 await storage.aclose()
         logger.info("mount worker done")
+
+    async def _drain(self, vfs: Vfs) -> None:
+        pending = vfs.pending_uploads()
+        if pending:
+            logger.info("uploading {} pending file(s) before exiting", pending)
+        with anyio.CancelScope() as self._drain_scope:
+            if self._stop_drain:
+                self._drain_scope.cancel()
+            await vfs.drain()
+        if self._drain_scope.cancelled_caught or self._stop_drain:
+            logger.warning(
+                "stopped with {} file(s) not uploaded; they stay in the cache and are "
+                "uploaded by the next worker of this volume",
+                vfs.pending_uploads(),
+            )
 
     def _check_mountpoint(self, options: MountOptions) -> None:
         mp = self.job.mountpoint
@@ -128,7 +172,7 @@ class MountWorker:
         then returns once the kernel drops the session and pending work is done."""
         if self.state == "draining":
             return
-        if self.state == "starting":
+        if self.state == "starting" and not self.job.drain_only:
             self._stopped_early = True
             if self._start_scope is not None:
                 self._start_scope.cancel()
@@ -184,7 +228,11 @@ class MountWorker:
             logger.exception("control request {} failed", op)
             return error_reply(f"{op} failed: {e}")
         return ok_reply(
-            pid=os.getpid(), mountpoint=self.job.mountpoint, state=self.state, volume=self.job.name
+            pid=os.getpid(),
+            mountpoint=self.job.mountpoint,
+            state=self.state,
+            volume=self.job.name,
+            pending_uploads=self._vfs.pending_uploads() if self._vfs is not None else 0,
         )
 
     async def _watch_signals(self) -> None:
@@ -194,7 +242,14 @@ class MountWorker:
                     logger.info("SIGHUP: forgetting the directory cache")
                     self.forget()
                     continue
-                logger.info("{}: unmounting", signal.Signals(signum).name)
+                name = signal.Signals(signum).name
+                if self.state == "draining":
+                    logger.info("{} while uploading: stopping the uploads", name)
+                    self._stop_drain = True
+                    if self._drain_scope is not None:
+                        self._drain_scope.cancel()
+                    continue
+                logger.info("{}: unmounting", name)
                 try:
                     await self.unmount()
                 except OSError as e:

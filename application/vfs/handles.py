@@ -1,9 +1,11 @@
-"""Open-file handles for cache mode off, with rclone's rules.
+"""Open-file handles, with rclone's rules.
 
-Read handles stream from the remote through `ReadAhead`. Write handles stream
+Uncached (cache mode off, and the opens the other modes do not cache): read
+handles stream from the remote through `ReadAhead`; write handles stream
 sequential writes into a `RemoteWriter` and commit at the first flush after a
 write, or at release; nothing is kept on disk, so a write at any other offset than
-the current end cannot be honoured.
+the current end cannot be honoured. Cached handles read and write the item's
+cache file (`application.vfs.cache`).
 """
 
 from __future__ import annotations
@@ -16,23 +18,24 @@ from collections.abc import Awaitable, Callable
 from loguru import logger
 
 from application.ports import RemoteStorage, RemoteWriter
+from application.vfs.cache import CacheItem, VfsCache
 from application.vfs.nodes import Node
 from application.vfs.reader import MAX_PIECE, ReadAhead
-from domain.volume import UNLIMITED, VfsOptions
+from domain.cache_policy import OpenPlan
+from domain.volume import UNLIMITED, CacheMode, VfsOptions
 
 
 class ReadHandle:
     def __init__(self, node: Node, storage: RemoteStorage, options: VfsOptions) -> None:
         self.node = node
-        max_piece = MAX_PIECE
-        if options.read_chunk_size > 0:
-            max_piece = min(max_piece, options.read_chunk_size)
         self._stream = ReadAhead(
             # node.path at open time of the remote reader: a rename may come first.
             lambda: storage.open_reader(node.path),
             node.size,
             window=options.buffer_size if options.buffer_size != UNLIMITED else MAX_PIECE,
-            max_piece=max_piece,
+            chunk_size=options.read_chunk_size,
+            chunk_limit=options.read_chunk_size_limit,
+            read_wait=options.read_wait,
             no_seek=options.no_seek,
             name=node.path,
         )
@@ -177,13 +180,20 @@ class WriteHandle:
         node.writers -= 1
         if self._writer is None and not self._safe_to_truncate():
             return  # never written: the remote file stays as it was
+        # The kernel sends release after close(2) has returned: a read open
+        # arriving meanwhile must wait for this commit, not find the file missing.
+        node.committing += 1
         try:
             writer = await self._open_pending()
             if node.unlinked:
+                node.committing -= 1
+                if node.upload_settled is not None:
+                    node.upload_settled.set()
                 await writer.abort()
                 return
             await writer.commit()
         except BaseException as exc:
+            node.committing -= 1
             logger.error("{}: upload failed: {!r}", node.path, exc)
             if self._writer is not None:
                 try:
@@ -197,6 +207,7 @@ class WriteHandle:
             if isinstance(exc, Exception):
                 raise OSError(errno.EIO, f"upload of {node.path} failed: {exc}") from exc
             raise
+        node.committing -= 1
         node.size = self._offset
         node.mtime = time.time()
         self._on_committed(node)
@@ -211,3 +222,78 @@ class WriteHandle:
     @property
     def upload_started(self) -> bool:
         return self._writer is not None
+
+
+class CachedHandle:
+    """A handle served from the item's cache file (modes minimal, writes, full).
+
+    Any offset may be read or written; the operation the open's access mode
+    lacks fails with EBADF. Sequential reads fetch ahead: `buffer-size` (at most
+    that much in memory at once), plus `vfs-read-ahead` more onto disk in mode
+    full."""
+
+    def __init__(
+        self,
+        node: Node,
+        cache: VfsCache,
+        item: CacheItem,
+        plan: OpenPlan,
+        options: VfsOptions,
+    ) -> None:
+        self.node = node
+        self.item = item
+        self._cache = cache
+        self._plan = plan
+        buffer = options.buffer_size if options.buffer_size != UNLIMITED else 0
+        extra = options.read_ahead if options.cache_mode is CacheMode.FULL else 0
+        self._ahead_max = max(buffer, 0) + max(extra, 0)
+        self._expected = 0
+        self._streak = 0
+        self._released = False
+
+    async def read(self, offset: int, size: int) -> bytes:
+        if not self._plan.read:
+            raise OSError(errno.EBADF, "handle is not open for reading")
+        if offset == self._expected:
+            self._streak += size
+        else:
+            self._streak = 0  # a seek: read ahead again only once it proves sequential
+        self._expected = offset + size
+        # The window opens up with the sequential streak, so random reads do not
+        # pull megabytes they will never use.
+        ahead = min(self._ahead_max, 2 * self._streak) if self._streak > size else 0
+        return await self._cache.read(self.item, offset, size, ahead)
+
+    async def write(self, offset: int, data: bytes) -> int:
+        if not self._plan.write:
+            raise OSError(errno.EBADF, "handle is not open for writing")
+        if self._plan.append:
+            offset = self.item.size
+        written = await self._cache.write(self.item, offset, data)
+        self._sync_node()
+        return written
+
+    async def truncate(self, size: int) -> None:
+        await self._cache.truncate(self.item, size)
+        self._sync_node()
+
+    def _sync_node(self) -> None:
+        self.node.size = self.item.size
+        self.node.mtime = self.item.record.mtime
+
+    async def flush(self) -> None:
+        if not self._released:
+            await self._cache.flush(self.item)
+
+    async def fsync(self) -> None:
+        await self._cache.fsync(self.item)
+
+    async def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        await self._cache.release(self.item)
+
+    @property
+    def closed(self) -> bool:
+        return self._released

@@ -50,6 +50,7 @@ class Node:
         # Files: False while a file created through the VFS is not yet on the remote.
         self.on_remote = True
         self.writers = 0
+        self.committing = 0  # uncached uploads between their handle's close and commit
         self.unlinked = False
         self.upload_settled: asyncio.Event | None = None  # for reads waiting on an upload
 

@@ -1,4 +1,4 @@
-"""Streaming reads with read-ahead, for read handles in cache mode off.
+"""Streaming reads with read-ahead, for uncached read handles.
 
 The kernel asks for at most 128 KiB at a time, and over SFTP the round trip costs
 far more than the transfer, so the remote is asked for large pieces instead
@@ -6,6 +6,12 @@ far more than the transfer, so the remote is asked for large pieces instead
 being consumed the next ones are already in flight, up to `window` bytes ahead.
 The window only opens up as the reader proves to be sequential, so random reads
 do not pull megabytes they will never use.
+
+Pieces never cross the boundaries of `--vfs-read-chunk-size` chunks
+(`domain.chunks.ChunkSchedule`: doubling up to the limit, starting over at a
+seek), so the remote is never asked past the chunk the reader is in. A read that
+arrives ahead of the one the stream expects waits up to `--vfs-read-wait` for
+it before counting as a seek: the kernel delivers concurrent reads out of order.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from collections.abc import Awaitable, Callable
 from loguru import logger
 
 from application.ports import RemoteReader
+from domain.chunks import ChunkSchedule
+from domain.volume import UNLIMITED
 
 FIRST_PIECE = 512 * 1024
 MAX_PIECE = 4 * 1024 * 1024
@@ -45,6 +53,9 @@ class ReadAhead:
         window: int,
         first_piece: int = FIRST_PIECE,
         max_piece: int = MAX_PIECE,
+        chunk_size: int = 0,
+        chunk_limit: int = UNLIMITED,
+        read_wait: float = 0.0,
         no_seek: bool = False,
         name: str = "",
     ) -> None:
@@ -63,6 +74,27 @@ class ReadAhead:
         self._expected = 0  # where a sequential reader asks next
         self._streak = 0  # bytes read in sequence since the last seek
         self._closed = False
+        self._chunks = ChunkSchedule(chunk_size, chunk_limit)
+        self._chunk_span = (0, 0)  # the chunk pieces are being cut from
+        self._read_wait = read_wait
+        self._moved = asyncio.Condition()  # notified when _expected changes
+
+    async def _wait_in_sequence(self, offset: int) -> None:
+        """Give the read the stream expects `read_wait` to arrive first."""
+        async with self._moved:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._moved.wait_for(
+                        lambda: self._covering(offset) is not None or offset == self._expected
+                    ),
+                    self._read_wait,
+                )
+
+    async def _advance(self, expected: int) -> None:
+        self._expected = expected
+        if self._read_wait > 0:
+            async with self._moved:
+                self._moved.notify_all()
 
     async def read(self, offset: int, size: int) -> bytes:
         if self._closed:
@@ -72,6 +104,13 @@ class ReadAhead:
         if self._eof is not None and offset >= self._eof:
             return b""
         reader = await self._ensure_reader()
+        if (
+            self._covering(offset) is None
+            and offset > self._expected
+            and self._read_wait > 0
+            and not self._no_seek
+        ):
+            await self._wait_in_sequence(offset)
         if self._covering(offset) is None and offset != self._expected:
             if self._no_seek:
                 logger.error(
@@ -84,7 +123,7 @@ class ReadAhead:
             self._seek(offset)
         if offset == self._expected:
             self._streak += size
-        self._expected = offset + size
+        await self._advance(offset + size)
         self._drop_behind(offset)
         self._schedule(reader, offset)
         out = bytearray()
@@ -146,6 +185,8 @@ class ReadAhead:
         self._pieces = []
         self._next_size = self._first_piece
         self._streak = 0
+        self._chunks.restart(offset)
+        self._chunk_span = (offset, offset)
 
     def _drop_behind(self, offset: int) -> None:
         # Keep the piece before the current one: the kernel's reads arrive slightly
@@ -175,9 +216,24 @@ class ReadAhead:
         while self._pieces[-1].end < target:
             self._add(reader, self._pieces[-1].end)
 
-    def _add(self, reader: RemoteReader, start: int) -> None:
+    def _piece_size(self, start: int) -> int:
         size = self._next_size
         self._next_size = min(self._next_size * 2, self._max_piece)
+        if self._chunks.disabled:
+            return size
+        chunk_start, chunk_end = self._chunk_span
+        if not chunk_start <= start < chunk_end:
+            if start != self._chunks.offset:
+                self._chunks.restart(start)
+            # Unclipped: the file size is only a hint, the remote may have grown.
+            chunk = self._chunks.next_chunk(start + self._chunks.next_length)
+            assert chunk is not None
+            chunk_start, chunk_end = chunk[0], chunk[0] + chunk[1]
+            self._chunk_span = (chunk_start, chunk_end)
+        return min(size, chunk_end - start)
+
+    def _add(self, reader: RemoteReader, start: int) -> None:
+        size = self._piece_size(start)
         task = asyncio.get_running_loop().create_task(reader.read(start, size))
         task.add_done_callback(_retrieve)
         self._pieces.append(_Piece(start, size, task))

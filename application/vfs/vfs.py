@@ -1,9 +1,16 @@
 """The VFS engine: a file-system view of a `RemoteStorage`, driven by inode numbers.
 
-It follows rclone's VFS in cache mode off: a directory cache whose listings stay
-fresh for `dir_cache_time` and are patched in place by changes made through the
-VFS, streaming read handles, and sequential write handles that upload as they go.
+It follows rclone's VFS: a directory cache whose listings stay fresh for
+`dir_cache_time` and are patched in place by changes made through the VFS;
+opens served as `domain.cache_policy.plan_open` decides for the cache mode,
+either uncached (streaming read handles, sequential write handles that upload as
+they go) or through the on-disk file cache (`application.vfs.cache`), whose
+dirty files show in listings with their local size until they are uploaded.
 Every public method raises only `OSError` with an errno, ready for a FUSE reply.
+
+Lifecycle: `start()` loads the cache (uploading what a killed worker left
+dirty); `aclose()` releases the handles still open; `drain()` then uploads
+everything pending; `stop()` cancels background work.
 """
 
 from __future__ import annotations
@@ -19,17 +26,22 @@ from typing import Any, ParamSpec, TypeVar
 
 from loguru import logger
 
-from application.ports import RemoteStorage
-from application.vfs.handles import ReadHandle, WriteHandle
+from application.ports import CacheStore, RemoteStorage
+from application.vfs.cache import CacheItem, VfsCache
+from application.vfs.handles import CachedHandle, ReadHandle, WriteHandle
 from application.vfs.nodes import ROOT_INODE, Node, NodeAttr
+from domain.cache_policy import OpenRefused, OpenRequest, plan_open
+from domain.cache_record import CacheRecord
 from domain.errors import OptionError, RemoteUnavailable
+from domain.fingerprint import Fingerprint
 from domain.paths import UnsafePath, join
+from domain.remote_entry import RemoteEntry
 from domain.volume import UNLIMITED, CacheMode, VfsOptions
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-Handle = ReadHandle | WriteHandle
+Handle = ReadHandle | WriteHandle | CachedHandle
 
 # rclone's mount reports 1 PiB and a billion inodes when the remote says nothing.
 _STATFS_BLOCK = 4096
@@ -70,6 +82,8 @@ def _errno_boundary(
             raise OSError(errno.EIO, f"remote unavailable: {exc}") from exc
         except UnsafePath as exc:
             raise OSError(errno.EINVAL, str(exc)) from exc
+        except OpenRefused as exc:
+            raise exc.to_oserror() from exc
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:
@@ -87,15 +101,32 @@ class Vfs:
         storage: RemoteStorage,
         options: VfsOptions,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        cache_store: CacheStore | None = None,
+        slow_modtime: bool = False,
+        wall_clock: Callable[[], float] = time.time,
+        upload_retry_base: float = 1.0,
     ) -> None:
-        if options.cache_mode is not CacheMode.OFF:
-            # The on-disk cache modes are not built yet; refusing beats pretending.
-            raise OptionError(
-                f"vfs-cache-mode {options.cache_mode.value} is not supported yet (only off)"
-            )
+        """`cache_store`: the volume's disk cache, needed by every cache mode but
+        off (where it is still loaded, to upload what a killed worker left).
+        `slow_modtime`: the backend needs an extra call per file for modification
+        times (S3 and the like), so --vfs-fast-fingerprint leaves them out."""
+        if options.cache_mode is not CacheMode.OFF and cache_store is None:
+            raise OptionError(f"vfs-cache-mode {options.cache_mode.value} needs a cache directory")
         self._storage = storage
         self.options = options
         self._clock = clock
+        self._slow_modtime = slow_modtime
+        self.cache: VfsCache | None = None
+        if cache_store is not None:
+            self.cache = VfsCache(
+                cache_store,
+                storage,
+                options,
+                wall_clock=wall_clock,
+                on_uploaded=self._cache_uploaded,
+                retry_base=upload_retry_base,
+            )
         self._started = time.time()
         root = Node(ROOT_INODE, "", True, 0, self._started, None)
         self._nodes: dict[int, Node] = {ROOT_INODE: root}
@@ -161,22 +192,59 @@ class Vfs:
                     continue
                 child = old.get(name)
                 if child is not None and child.is_dir == entry.is_dir:
-                    if child.writers == 0:  # an upload in progress knows better
-                        child.size = entry.size
-                        if entry.mtime > 0 or not child.is_dir:
-                            child.mtime = entry.mtime
+                    # An upload in progress, or local changes, know better.
+                    if child.writers == 0:
+                        if not self._local_changes(child.path):
+                            child.size = entry.size
+                            if entry.mtime > 0 or not child.is_dir:
+                                child.mtime = entry.mtime
                         child.on_remote = True
                 else:
                     child = self._new_node(d, name, entry.is_dir, entry.size, entry.mtime)
+                    self._apply_local(child)
                 new[name] = child
             for name, child in old.items():
                 # Files created through the VFS and not uploaded yet are not at the
                 # remote, but they exist for the user.
                 if name not in new and (not child.on_remote or child.writers > 0):
                     new[name] = child
+            if self.cache is not None:
+                # Dirty files a previous worker left: they exist for the user too.
+                for item in self.cache.dirty_children(d.path):
+                    name = item.path.rpartition("/")[2]
+                    if name not in new:
+                        child = self._new_node(d, name, False, item.size, item.record.mtime)
+                        child.on_remote = False
+                        new[name] = child
             d.children = new
             d.listed_at = self._clock()
             return new
+
+    def _local_changes(self, path: str) -> bool:
+        return self.cache is not None and self.cache.holds_local_changes(path)
+
+    def _apply_local(self, node: Node) -> None:
+        """Give a file node the size and time of its local changes, if any."""
+        if self.cache is None or node.is_dir:
+            return
+        item = self.cache.item(node.path)
+        if item is not None and (item.dirty or item.opens > 0):
+            node.size = item.size
+            node.mtime = item.record.mtime
+
+    def _node_at(self, path: str) -> Node | None:
+        """The node already known for `path`, without listing anything."""
+        node = self._nodes[ROOT_INODE]
+        for name in (p for p in path.split("/") if p):
+            if node.children is None or name not in node.children:
+                return None
+            node = node.children[name]
+        return node
+
+    def _cache_uploaded(self, path: str, record: CacheRecord) -> None:
+        node = self._node_at(path)
+        if node is not None and not node.is_dir:
+            node.on_remote = True
 
     def _find(self, children: dict[str, Node], name: str) -> Node | None:
         node = children.get(name)
@@ -270,6 +338,15 @@ class Vfs:
             for h in live:
                 await h.truncate(size)
             return
+        mode = self.options.cache_mode
+        if self.cache is not None and mode is not CacheMode.OFF:
+            # Mode minimal caches only what needs it: an existing item, or a size
+            # the streaming path cannot give.
+            if self.cache.has(node.path) or mode is not CacheMode.MINIMAL or size != 0:
+                await self._truncate_cached(node, size)
+                return
+        if node.size == size:
+            return
         if node.size == size:
             return
         if size != 0:
@@ -289,7 +366,22 @@ class Vfs:
         node.mtime = time.time()
         node.on_remote = True
 
+    async def _truncate_cached(self, node: Node, size: int) -> None:
+        # Through the cache item, which every cached handle of the file shares;
+        # the change is uploaded like any other once the item is closed.
+        cache = self._need_cache()
+        item = await self._acquire(node, keep_data=size > 0)
+        try:
+            await cache.truncate(item, size)
+            node.size, node.mtime = item.size, item.record.mtime
+        finally:
+            await cache.release(item)
+
     async def _set_mtime(self, node: Node, mtime: float) -> None:
+        if self.cache is not None and not node.is_dir and self.cache.has(node.path):
+            if await self.cache.set_mtime(node.path, mtime):
+                node.mtime = mtime  # the upload carries it to the remote
+                return
         pending = [
             h
             for h in self._handles.values()
@@ -367,6 +459,9 @@ class Vfs:
         node = await self._child(self._dir(parent_inode), name)
         if node.is_dir:
             raise OSError(errno.EISDIR, f"{node.path!r} is a directory")
+        await self._settle_commit(node)
+        if self.cache is not None:
+            await self.cache.remove(node.path)  # its upload stops first
         if node.on_remote:
             try:
                 await self._storage.remove(node.path)
@@ -392,6 +487,7 @@ class Vfs:
         if exchange:
             raise OSError(errno.EINVAL, "RENAME_EXCHANGE is not supported")
         src = await self._child(self._dir(old_parent), old_name)
+        await self._settle_commit(src)
         dst_dir = self._dir(new_parent)
         new_path = join(dst_dir.path, new_name)
         dst = (await self._listing(dst_dir)).get(new_name)
@@ -408,15 +504,29 @@ class Vfs:
                 raise OSError(errno.EISDIR, f"{new_path!r} is a directory")
             if dst.is_dir:
                 await self._storage.rmdir(dst.path)  # ENOTEMPTY when it holds anything
-        if src.on_remote:
-            await self._storage.rename(src.path, new_path)
-        elif any(
+        if not src.on_remote and any(
             isinstance(h, WriteHandle) and h.node is src and h.upload_started
             for h in self._handles.values()
         ):
-            # Cache mode off uploads to the name given at the first write.
+            # An uncached write uploads to the name given at the first write.
             logger.error("{}: can't rename a file while it is being uploaded", src.path)
             raise OSError(errno.EBUSY, "file is being uploaded")
+        if self.cache is not None:
+            # Pending uploads stop, then go to the new name once the cache moved.
+            await self.cache.pause_uploads(src.path)
+        try:
+            if src.on_remote:
+                await self._storage.rename(src.path, new_path)
+            elif dst is not None and not dst.is_dir and dst.on_remote:
+                # The replaced file goes now; the source reaches the remote under
+                # this name when its upload runs.
+                await self._storage.remove(dst.path)
+        except BaseException:
+            if self.cache is not None:
+                self.cache.resume_uploads(src.path)
+            raise
+        if self.cache is not None:
+            await self.cache.rename(src.path, new_path)
         if dst is not None:
             dst.unlinked = True
             self._detach(dst)
@@ -466,7 +576,7 @@ class Vfs:
     @_errno_boundary
     async def create(self, parent_inode: int, name: str, flags: int) -> tuple[int, NodeAttr]:
         """Create and open a file; it is listed at once and is on the remote, if
-        only empty, once the handle is released."""
+        only empty, once the handle is released (or its upload is done)."""
         self._need_writable("create")
         parent = self._dir(parent_inode)
         existing = self._find(await self._listing(parent), name)
@@ -477,11 +587,27 @@ class Vfs:
                 raise OSError(errno.EISDIR, f"{existing.path!r} is a directory")
             fh = await self._open(existing, flags)
             return fh, existing.attr(self.options)
+        path = join(parent.path, name)
+        plan = plan_open(
+            self.options.cache_mode,
+            _request(flags | os.O_CREAT, exists=False),
+            read_only=self.options.read_only,
+            in_cache=self.cache is not None and self.cache.has(path),
+        )
         node = self._new_node(parent, name, False, 0, time.time())
         node.on_remote = False
         self._attach(parent, node)
-        fh = self._new_fh(self._write_handle(node, truncate=True))
-        return fh, node.attr(self.options)
+        try:
+            if plan.cached:
+                item = await self._acquire(node, keep_data=False)
+                handle: Handle = CachedHandle(node, self._need_cache(), item, plan, self.options)
+                await handle.truncate(0)  # a new file: dirty, so it is uploaded even empty
+            else:
+                handle = self._write_handle(node, truncate=True)
+        except BaseException:
+            self._detach(node)
+            raise
+        return self._new_fh(handle), node.attr(self.options)
 
     @_errno_boundary
     async def open(self, inode: int, flags: int) -> int:
@@ -490,30 +616,84 @@ class Vfs:
     async def _open(self, node: Node, flags: int) -> int:
         if node.is_dir:
             raise OSError(errno.EISDIR, f"{node.path!r} is a directory")
-        access = flags & os.O_ACCMODE
-        if access == os.O_RDONLY and flags & os.O_TRUNC:
-            # Undefined by POSIX; rclone refuses it rather than guess.
-            raise OSError(errno.EINVAL, "O_TRUNC with O_RDONLY")
-        if access not in (os.O_RDONLY, os.O_WRONLY, os.O_RDWR):
-            raise OSError(errno.EPERM, f"can't open with flags {flags:#x}")
-        write = access != os.O_RDONLY or bool(flags & (os.O_TRUNC | os.O_CREAT))
-        if write:
-            self._need_writable("open for writing")
-            if access == os.O_RDWR:
-                # rclone's rule for cache mode off: open write-only and hope no
-                # read comes; one that does fails with EPERM and is logged.
+        plan = plan_open(
+            self.options.cache_mode,
+            _request(flags, exists=True),
+            read_only=self.options.read_only,
+            in_cache=self.cache is not None
+            and self.options.cache_mode is not CacheMode.OFF
+            and self.cache.has(node.path),
+        )
+        if plan.cached:
+            item = await self._acquire(node, keep_data=not plan.truncate)
+            try:
+                handle = CachedHandle(node, self._need_cache(), item, plan, self.options)
+                if plan.truncate:
+                    await handle.truncate(0)
+            except BaseException:
+                await self._need_cache().release(item)
+                raise
+            return self._new_fh(handle)
+        if plan.write:
+            if flags & os.O_ACCMODE == os.O_RDWR:
+                # rclone's rule for an uncached open: write-only, and hope no read
+                # comes; one that does fails with EPERM and is logged.
                 logger.info(
-                    "{}: opened read-write with --vfs-cache-mode off: reads will fail",
+                    "{}: opened read-write with --vfs-cache-mode {}: reads will fail",
                     node.path,
+                    self.options.cache_mode.value,
                 )
-            return self._new_fh(self._write_handle(node, truncate=bool(flags & os.O_TRUNC)))
+            return self._new_fh(self._write_handle(node, truncate=plan.truncate))
         if not node.on_remote:
             await self._wait_uploaded(node)
         return self._new_fh(ReadHandle(node, self._storage, self.options))
 
+    def _need_cache(self) -> VfsCache:
+        assert self.cache is not None  # a cached plan implies a cache mode, so a cache
+        return self.cache
+
+    async def _acquire(self, node: Node, *, keep_data: bool) -> CacheItem:
+        """Open `node`'s cache item, its data checked against the remote file.
+
+        The remote's fingerprint comes from a fresh stat, unless
+        --vfs-fast-fingerprint says to trust the directory cache (and to leave out
+        modification times where the backend makes them slow). Data about to be
+        truncated away needs no check at all."""
+        cache = self._need_cache()
+        item = cache.item(node.path)
+        remote: Fingerprint | None = None
+        if item is not None and (item.dirty or item.opens > 0 or not keep_data):
+            # In use, holding local changes, or about to be emptied: nothing to check.
+            remote = item.record.fingerprint
+        elif node.on_remote:
+            fast = self.options.fast_fingerprint
+            entry: RemoteEntry | None = RemoteEntry(node.name, False, node.size, node.mtime)
+            if keep_data and not fast:
+                try:
+                    entry = await self._storage.stat(node.path)
+                except FileNotFoundError:
+                    entry = None
+            if entry is not None:
+                remote = Fingerprint.of(entry, fast=fast, mtime_is_slow=self._slow_modtime)
+        item = await cache.acquire(node.path, remote, node.mtime)
+        node.size, node.mtime = item.size, item.record.mtime
+        return item
+
+    async def _settle_commit(self, node: Node) -> None:
+        """An uncached upload whose handle was closed commits under the name it
+        was opened with: let it land before the name changes or goes."""
+        if node.committing == 0:
+            return
+        node.upload_settled = _fresh_event(node.upload_settled)
+        try:
+            await asyncio.wait_for(node.upload_settled.wait(), _WAIT_FOR_UPLOAD)
+        except TimeoutError:
+            logger.error("{}: still being uploaded", node.path)
+            raise OSError(errno.EBUSY, "file is being uploaded") from None
+
     async def _wait_uploaded(self, node: Node) -> None:
-        if node.writers > 0:
-            node.upload_settled = node.upload_settled or asyncio.Event()
+        if node.writers > 0 or node.committing > 0:
+            node.upload_settled = _fresh_event(node.upload_settled)
             try:
                 await asyncio.wait_for(node.upload_settled.wait(), _WAIT_FOR_UPLOAD)
             except TimeoutError:
@@ -546,8 +726,12 @@ class Vfs:
             raise OSError(errno.EBADF, f"unknown file handle {fh}")
         await handle.release()
 
+    @_errno_boundary
     async def fsync(self, fh: int) -> None:
-        self._handle(fh)  # uploads are committed at close; nothing to sync before
+        handle = self._handle(fh)
+        if isinstance(handle, CachedHandle):
+            await handle.fsync()  # durable in the cache, recorded dirty: never lost
+        # Uncached uploads are committed at close; nothing to sync before.
 
     def statfs(self) -> FsStats:
         total = self.options.disk_space_total_size
@@ -564,6 +748,24 @@ class Vfs:
             name_max=_NAME_MAX,
         )
 
+    async def start(self) -> None:
+        """Load the disk cache; what a killed worker left dirty starts uploading."""
+        if self.cache is not None:
+            await self.cache.start()
+
+    async def drain(self) -> None:
+        """Upload every pending file now and wait (after the mount has gone)."""
+        if self.cache is not None:
+            await self.cache.drain()
+
+    async def stop(self) -> None:
+        """Cancel background work; pending uploads stay recorded on disk."""
+        if self.cache is not None:
+            await self.cache.stop()
+
+    def pending_uploads(self) -> int:
+        return self.cache.pending_uploads() if self.cache is not None else 0
+
     async def aclose(self) -> None:
         """Release every handle still open (committing uploads), for shutdown.
         The storage is not closed: its owner does that."""
@@ -574,6 +776,23 @@ class Vfs:
             except Exception as exc:
                 logger.error("{}: release at shutdown failed: {!r}", handle.node.path, exc)
         self._dir_handles.clear()
+
+
+def _fresh_event(event: asyncio.Event | None) -> asyncio.Event:
+    # One set by an earlier upload says nothing about the one in progress.
+    return event if event is not None and not event.is_set() else asyncio.Event()
+
+
+def _request(flags: int, *, exists: bool) -> OpenRequest:
+    access = flags & os.O_ACCMODE
+    return OpenRequest(
+        readable=access in (os.O_RDONLY, os.O_RDWR),
+        writable=access in (os.O_WRONLY, os.O_RDWR),
+        truncate=bool(flags & os.O_TRUNC),
+        append=bool(flags & os.O_APPEND),
+        create=bool(flags & os.O_CREAT),
+        exists=exists,
+    )
 
 
 __all__ = ["FsStats", "Handle", "NodeAttr", "Vfs"]

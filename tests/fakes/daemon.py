@@ -47,6 +47,8 @@ class FakeMountManager:
     entered: dict[tuple[str, str], anyio.Event] = field(default_factory=dict)
     failures: dict[tuple[str, str], Exception] = field(default_factory=dict)
     shutdown_calls: int = 0
+    dirty: set[str] = field(default_factory=set)  # volumes whose caches hold pending uploads
+    recovered: list[str] = field(default_factory=list)
 
     def hold(self, op: str, name: str) -> tuple[anyio.Event, anyio.Event]:
         """Make `op` on `name` wait; returns (entered, release)."""
@@ -88,6 +90,11 @@ class FakeMountManager:
             self.mounted.add(volume.name)
             return True
         return False
+
+    async def recover(self, volume: Volume) -> bool:
+        # Kept apart from `calls`: recovery runs beside the other operations.
+        self.recovered.append(volume.name)
+        return volume.name in self.dirty
 
     async def shutdown(self) -> None:
         self.shutdown_calls += 1

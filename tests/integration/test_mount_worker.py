@@ -137,6 +137,7 @@ async def test_mount_serves_the_directory_and_unmount_stops_the_worker(env: Env)
         "mountpoint": volume.mountpoint,
         "state": "mounted",
         "volume": "vol",
+        "pending_uploads": 0,
     }
     assert (await call_worker(sock, "forget"))["ok"] is True
 

@@ -80,8 +80,8 @@ def test_daemon_flag_not_mixed_in() -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--transfers", "8"], "transfers: not supported yet"),
-        (["--vfs-cache-mode", "FULL"], 'vfs-cache-mode: "full" is not supported yet'),
+        (["--vfs-used-is-size"], "vfs-used-is-size: not supported yet"),
+        (["--vfs-cache-mode", "most"], "vfs-cache-mode: invalid"),
         (["--network-mode"], "network-mode: only meaningful on Windows"),
         (["--dir-cache-time", "soon"], "dir-cache-time: invalid duration"),
     ],

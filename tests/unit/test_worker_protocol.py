@@ -54,6 +54,7 @@ def test_job_has_the_documented_keys() -> None:
         "control_socket",
         "log_level",
         "log_file",
+        "drain_only",
         "config_path",
     }
 

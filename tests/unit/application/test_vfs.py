@@ -412,6 +412,6 @@ async def test_unreachable_remote_is_eio_and_storage_errnos_pass_through() -> No
     assert await errno_of(vfs.lookup(ROOT_INODE, "f")) == errno.EIO
 
 
-async def test_other_cache_modes_are_refused_until_built() -> None:
-    with pytest.raises(OptionError, match="writes"):
+async def test_cache_modes_need_a_cache_store() -> None:
+    with pytest.raises(OptionError, match="writes needs a cache directory"):
         Vfs(MemoryStorage(), replace(OPTS, cache_mode=CacheMode.WRITES))

@@ -393,6 +393,19 @@ async def test_restore_readopts_live_workers_and_remounts_others(tmp_path: Path)
     assert h.mounts.ops("mount").count("live") == 0
 
 
+async def test_restore_has_pending_uploads_of_unmounted_volumes_finished(
+    tmp_path: Path, log_lines: list[str]
+) -> None:
+    h = make(tmp_path, [_record("mounted", ["c1"]), _record("idle", []), _record("clean", [])])
+    h.mounts.dirty.add("idle")
+    await h.service.restore()
+    # The mounted volume's own worker uploads its pending files; only the others
+    # are asked about.
+    assert sorted(h.mounts.recovered) == ["clean", "idle"]
+    assert any("uploading what volume 'idle' left pending" in line for line in log_lines)
+    assert not any("'clean' left pending" in line for line in log_lines)
+
+
 async def test_calls_wait_for_a_pending_remount(tmp_path: Path) -> None:
     h = make(tmp_path, [_record("a", ["c1"]), _record("b", [])])
     entered, release = h.mounts.hold("mount", "a")

@@ -33,7 +33,10 @@ SUPPORTED_NOW = {
     "default-permissions", "devname", "fuse-flag", "option", "write-back-cache", "no-seek",
     "read-only", "no-modtime", "dir-cache-time", "umask", "uid", "gid", "dir-perms",
     "file-perms", "vfs-disk-space-total-size", "vfs-cache-mode", "max-read-ahead",
-    "vfs-case-insensitive", "vfs-write-wait", "buffer-size",
+    "vfs-case-insensitive", "vfs-write-wait", "buffer-size", "no-checksum",
+    "vfs-cache-max-age", "vfs-cache-max-size", "vfs-cache-poll-interval", "vfs-fast-fingerprint",
+    "vfs-read-ahead", "vfs-read-chunk-size", "vfs-read-chunk-size-limit", "vfs-read-wait",
+    "vfs-write-back", "transfers",
 }  # fmt: skip
 
 DAEMON_ONLY = {"base-dir", "socket-addr", "socket-gid", "no-spec", "forget-state", "cache-dir"}
@@ -159,13 +162,10 @@ def test_platform_and_plugin_meaningless_options_say_why(name: str, why: str) ->
     assert "not supported yet" not in message
 
 
-@pytest.mark.parametrize("mode", ["writes", "FULL", "minimal"])
-def test_cache_modes_other_than_off_are_not_supported_yet(mode: str) -> None:
-    with pytest.raises(OptionError) as info:
-        check_option_values({"vfs-cache-mode": mode})
-    assert str(info.value) == (
-        f'vfs-cache-mode: "{mode.lower()}" is not supported yet (supported: off)'
-    )
+@pytest.mark.parametrize("mode", ["off", "writes", "FULL", "minimal"])
+def test_every_cache_mode_is_accepted(mode: str) -> None:
+    _, vfs = apply_option_values({"vfs-cache-mode": mode})
+    assert vfs.cache_mode is CacheMode(mode.lower())
 
 
 def test_malformed_value_names_the_option() -> None:

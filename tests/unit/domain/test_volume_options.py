@@ -84,15 +84,15 @@ def test_keys_are_normalised() -> None:
     assert parsed.spec.vfs.dir_perms == 0o750
 
 
-def test_full_cache_mode_is_not_supported_yet() -> None:
-    with pytest.raises(OptionError, match='vfs-cache-mode: "full" is not supported yet'):
-        parse_volume_options({"remote": "/d", "vfs-cache-mode": "FULL"}, {})
+def test_every_cache_mode_is_accepted() -> None:
+    parsed = parse_volume_options({"remote": "/d", "vfs-cache-mode": "FULL"}, {})
+    assert parsed.spec.vfs.cache_mode is CacheMode.FULL
 
 
 def test_unsupported_option_refused_when_given() -> None:
     with pytest.raises(OptionError) as info:
-        parse_volume_options({"remote": "/d", "vfs-cache-max-age": "1h"}, {})
-    assert str(info.value) == "vfs-cache-max-age: not supported yet"
+        parse_volume_options({"remote": "/d", "vfs-used-is-size": "true"}, {})
+    assert str(info.value) == "vfs-used-is-size: not supported yet"
 
 
 @pytest.mark.parametrize("key", ["bogus", "sftp-host", "local-nope", "s3-endpoint"])
