@@ -1,0 +1,476 @@
+"""The benchmark scenarios of issue 4, each measuring cloudvol and its references in
+the same run. A scenario returns `Result`s; a target that fails is reported as
+failed in its cell and the others still run."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import statistics
+import subprocess
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from bench.harness import (
+    Bench,
+    MiB,
+    VolumeTarget,
+    drop_page_cache,
+    md5_of,
+    random_file,
+    read_whole,
+    timed,
+    unique,
+    vm_hwm_mib,
+)
+from bench.report import Comparison, Figure, Result
+
+
+@dataclass(frozen=True)
+class Config:
+    size_mib: int  # the file read sequentially, re-read from the cache, streamed for memory
+    write_mib: int  # the file written in a container
+    small_files: int  # files written then read in one container
+    files: int  # files in the listed directory
+    repeat: int
+    undelivered_wait: float  # how long after the container exits a write may take to arrive
+    targets: frozenset[str]  # of cloudvol, rclone, sshfs
+
+
+Mount = Callable[[], contextlib.AbstractContextManager[tuple[Path, int]]]
+
+
+def attempt(label: str, measure: Callable[[], Figure]) -> Figure:
+    """Run one target's measurement; a failure becomes the figure, not the end of the run."""
+    print(f"  {label} ...", flush=True)
+    try:
+        figure = measure()
+    except Exception as e:
+        traceback.print_exc()
+        figure = Figure.failed(e)
+    print(f"  {label}: {figure.show(3)}", flush=True)
+    return figure
+
+
+def median_of(repeat: int, once: Callable[[], float]) -> Figure:
+    return Figure(statistics.median(once() for _ in range(repeat)))
+
+
+# ----- files on the remote ----------------------------------------------------------------
+
+
+def big_file(bench: Bench, cfg: Config) -> Path:
+    path = bench.data / "big.bin"
+    if not path.exists():
+        print(f"making a {cfg.size_mib} MiB file on the remote ...", flush=True)
+        random_file(path, cfg.size_mib * MiB)
+    return path
+
+
+def listing_dir(bench: Bench, cfg: Config) -> Path:
+    path = bench.data / "many"
+    if not path.exists():
+        path.mkdir()
+        for i in range(cfg.files):
+            (path / f"file-{i:05d}.txt").write_bytes(b"x" * (i % 512))
+    return path
+
+
+def source_dir(bench: Bench) -> Path:
+    """Host files bind-mounted read-only into containers as /src."""
+    path = bench.root / "src"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+# ----- mounts seen from the host --------------------------------------------------------
+
+
+def held_mount(bench: Bench, target: VolumeTarget, path: Path) -> Mount:
+    @contextlib.contextmanager
+    def mount() -> Iterator[tuple[Path, int]]:
+        with bench.held(target, path) as (mountpoint, name):
+            yield mountpoint, target.pid_of(name)
+
+    return mount
+
+
+def sshfs_mount(bench: Bench, path: Path) -> Mount:
+    return lambda: bench.sshfs(path)
+
+
+def off_mode_mounts(bench: Bench, cfg: Config, path: Path) -> dict[str, Mount]:
+    """cloudvol and its references with default flags (cache mode off)."""
+    mounts = {"cloudvol": held_mount(bench, bench.cloudvol_target(None), path)}
+    if "rclone" in cfg.targets:
+        mounts["rclone (off)"] = held_mount(bench, bench.rclone_target(None), path)
+    if "sshfs" in cfg.targets:
+        mounts["sshfs"] = sshfs_mount(bench, path)
+    return mounts
+
+
+def result(
+    scenario: str,
+    unit: str,
+    higher_is_better: bool,
+    figures: dict[str, Figure],
+    goals: dict[str, str],
+    digits: int = 2,
+) -> Result:
+    ours = figures.pop(next(k for k in figures if k.startswith("cloudvol")))
+    comparisons = [Comparison(label, fig, goals.get(label, "")) for label, fig in figures.items()]
+    return Result(scenario, unit, higher_is_better, ours, comparisons, digits)
+
+
+# ----- the scenarios --------------------------------------------------------------------
+
+
+def sequential_read(bench: Bench, cfg: Config) -> list[Result]:
+    big = big_file(bench, cfg)
+    size = big.stat().st_size
+
+    def measure(mount: Mount) -> Figure:
+        def once() -> float:
+            with mount() as (mountpoint, _pid):
+                drop_page_cache()
+                read_whole(big)  # the sshd side reads from memory: measure the transport
+                return size / MiB / timed(lambda: read_whole(mountpoint / big.name))
+
+        return median_of(cfg.repeat, once)
+
+    figures = {
+        label: attempt(label, partial(measure, mount))
+        for label, mount in off_mode_mounts(bench, cfg, bench.data).items()
+    }
+    return [
+        result(
+            f"sequential read of {cfg.size_mib} MiB, cache mode off",
+            "MiB/s",
+            True,
+            figures,
+            {"rclone (off)": ">= 1.3x", "sshfs": "aim 1.0x"},
+        )
+    ]
+
+
+def listing(bench: Bench, cfg: Config) -> list[Result]:
+    directory = listing_dir(bench, cfg)
+
+    def ls(path: Path) -> float:
+        return timed(
+            lambda: subprocess.run(["ls", "-l", str(path)], check=True, capture_output=True)
+        )
+
+    def measure(mount: Mount, warm: list[float]) -> Figure:
+        cold = []
+        for _ in range(cfg.repeat):
+            with mount() as (mountpoint, _pid):
+                cold.append(ls(mountpoint / directory.name))
+                warm.append(ls(mountpoint / directory.name))
+        return Figure(statistics.median(cold))
+
+    colds: dict[str, Figure] = {}
+    warms: dict[str, Figure] = {}
+    for label, mount in off_mode_mounts(bench, cfg, bench.data).items():
+        warm: list[float] = []
+        colds[label] = attempt(f"{label} (cold, then warm)", partial(measure, mount, warm))
+        warms[label] = Figure(statistics.median(warm)) if warm else colds[label]
+    return [
+        result(f"ls -l of {cfg.files} files, cold", "s", False, colds, {}, 3),
+        result(f"ls -l of {cfg.files} files, warm", "s", False, warms, {}, 3),
+    ]
+
+
+def _await_delivery(
+    proc: subprocess.Popen[bytes], remote: Path, size: int, md5: str, start: float, cfg: Config
+) -> Figure:
+    """Seconds from `start` until `remote` has `size` bytes of the right content.
+
+    The clock stops when the size is right; the md5 (not timed) must then match,
+    else polling goes on. A container that exited `undelivered_wait` ago without
+    the file whole on the remote gives "not delivered"."""
+    exited_at: float | None = None
+    while True:
+        now = time.perf_counter()
+        if exited_at is None and proc.poll() is not None:
+            exited_at = now
+            if proc.returncode != 0:
+                assert proc.stderr is not None
+                raise RuntimeError(f"container failed: {proc.stderr.read().decode().strip()}")
+        if remote.is_file() and remote.stat().st_size == size:
+            if md5_of(remote) == md5:
+                proc.wait(timeout=600)
+                return Figure(now - start)
+        if exited_at is not None and now - exited_at > cfg.undelivered_wait:
+            return Figure(None, f"not delivered within {cfg.undelivered_wait:g} s")
+        time.sleep(0.05)
+
+
+def sequential_write(bench: Bench, cfg: Config) -> list[Result]:
+    src = source_dir(bench)
+    size = cfg.write_mib * MiB
+    md5 = random_file(src / "write.bin", size)
+    image = bench.docker.image
+
+    def write_once(
+        data_mount: Callable[[Path], contextlib.AbstractContextManager[str]],
+    ) -> float | Figure:
+        remote_dir = bench.data / unique("w")
+        remote_dir.mkdir()
+        try:
+            with data_mount(remote_dir) as source:
+                start = time.perf_counter()
+                proc = bench.container(
+                    "-v", f"{source}:/data", "-v", f"{src}:/src:ro", image,
+                    "dd", "if=/src/write.bin", "of=/data/out", "bs=1M",
+                )  # fmt: skip
+                try:
+                    figure = _await_delivery(proc, remote_dir / "out", size, md5, start, cfg)
+                finally:
+                    if proc.poll() is None:
+                        proc.kill()
+                    proc.wait()
+                return figure.value if figure.value is not None else figure
+        finally:
+            shutil.rmtree(remote_dir, ignore_errors=True)
+
+    def measure(
+        data_mount: Callable[[Path], contextlib.AbstractContextManager[str]], repeat: int
+    ) -> Figure:
+        times = []
+        for _ in range(repeat):
+            outcome = write_once(data_mount)
+            if isinstance(outcome, Figure):
+                return outcome  # not delivered: once is enough
+            times.append(outcome)
+        return Figure(statistics.median(times), "one run" if repeat == 1 < cfg.repeat else "")
+
+    def volume(target: VolumeTarget) -> Callable[[Path], contextlib.AbstractContextManager[str]]:
+        return lambda path: bench.volume(target, path)
+
+    @contextlib.contextmanager
+    def sshfs(path: Path) -> Iterator[str]:
+        with bench.sshfs(path) as (mountpoint, _pid):
+            yield str(mountpoint)
+
+    figures = {
+        "cloudvol": attempt(
+            "cloudvol (writes)",
+            lambda: measure(volume(bench.cloudvol_target("writes")), cfg.repeat),
+        )
+    }
+    if "rclone" in cfg.targets:
+        figures["rclone (off)"] = attempt(
+            "rclone (off)", lambda: measure(volume(bench.rclone_target("off")), cfg.repeat)
+        )
+        # Never delivered once the container exits (issue 4): one bounded try shows it.
+        figures["rclone (writes)"] = attempt(
+            "rclone (writes)", lambda: measure(volume(bench.rclone_target("writes")), 1)
+        )
+    if "sshfs" in cfg.targets:
+        figures["sshfs"] = attempt("sshfs", lambda: measure(sshfs, cfg.repeat))
+    return [
+        result(
+            f"sequential write of {cfg.write_mib} MiB in a container until whole on the remote,"
+            " cloudvol in cache mode writes",
+            "s",
+            False,
+            figures,
+            {"rclone (off)": ">= 1.3x"},
+        )
+    ]
+
+
+def small_files(bench: Bench, cfg: Config) -> list[Result]:
+    src = source_dir(bench)
+    (src / "blob").write_bytes(b"0123456789abcdef" * 128)  # 2 KiB
+    n = cfg.small_files
+    script = (
+        f"mkdir /data/s && i=0 && while [ $i -lt {n} ]; do head -c 2048 /src/blob > /data/s/f$i;"
+        " i=$((i+1)); done && cat /data/s/* > /dev/null"
+    )
+    image = bench.docker.image
+
+    def run(*args: str) -> float:
+        def go() -> None:
+            proc = bench.container(*args)
+            _, err = proc.communicate(timeout=1800)
+            if proc.returncode != 0:
+                raise RuntimeError(f"container failed: {err.decode().strip()}")
+
+        return timed(go)
+
+    def on_volume(target: VolumeTarget) -> Figure:
+        def once() -> float:
+            remote_dir = bench.data / unique("s")
+            remote_dir.mkdir()
+            try:
+                with bench.volume(target, remote_dir) as name:
+                    return run(
+                        "-v", f"{name}:/data", "-v", f"{src}:/src:ro", image, "sh", "-c", script
+                    )
+            finally:
+                shutil.rmtree(remote_dir, ignore_errors=True)
+
+        return median_of(cfg.repeat, once)
+
+    def on_sshfs() -> Figure:
+        def once() -> float:
+            remote_dir = bench.data / unique("s")
+            remote_dir.mkdir()
+            try:
+                with bench.sshfs(remote_dir) as (mountpoint, _pid):
+                    return run(
+                        "-v",
+                        f"{mountpoint}:/data",
+                        "-v",
+                        f"{src}:/src:ro",
+                        image,
+                        "sh",
+                        "-c",
+                        script,
+                    )
+            finally:
+                shutil.rmtree(remote_dir, ignore_errors=True)
+
+        return median_of(cfg.repeat, once)
+
+    def mount_only(target: VolumeTarget) -> Figure:
+        def once() -> float:
+            with bench.volume(target, bench.data) as name:
+                return run("-v", f"{name}:/data", image, "true")
+
+        return median_of(cfg.repeat, once)
+
+    baseline = attempt("empty container", lambda: median_of(cfg.repeat, lambda: run(image, "true")))
+    results = [
+        Result(
+            "docker run of an empty container (part of every figure below)", "s", False, baseline
+        )
+    ]
+    # How much of each figure is Docker's Mount and Unmount of a fresh volume.
+    mounting = {
+        "cloudvol": attempt(
+            "cloudvol, mount only", partial(mount_only, bench.cloudvol_target(None))
+        )
+    }
+    if "rclone" in cfg.targets:
+        mounting["rclone (off)"] = attempt(
+            "rclone, mount only", partial(mount_only, bench.rclone_target(None))
+        )
+    results.append(
+        result("the same with a fresh volume mounted (Mount + Unmount)", "s", False, mounting, {})
+    )
+    sshfs = attempt("sshfs", on_sshfs) if "sshfs" in cfg.targets else None
+    goals = {"writes": ">= 1.0x (aim 1.43x)", "off": ">= 5x"}
+    for mode in ("writes", "off"):
+        figures = {
+            "cloudvol": attempt(
+                f"cloudvol ({mode})", partial(on_volume, bench.cloudvol_target(mode))
+            )
+        }
+        if "rclone" in cfg.targets:
+            figures[f"rclone ({mode})"] = attempt(
+                f"rclone ({mode})", partial(on_volume, bench.rclone_target(mode))
+            )
+        if sshfs is not None:
+            figures["sshfs"] = sshfs
+        results.append(
+            result(
+                f"{n} small files written then read in one container, cache mode {mode}",
+                "s",
+                False,
+                figures,
+                {f"rclone ({mode})": goals[mode]},
+            )
+        )
+    return results
+
+
+def cached_reread(bench: Bench, cfg: Config) -> list[Result]:
+    big = big_file(bench, cfg)
+    size = big.stat().st_size
+
+    def local() -> float:
+        drop_page_cache()
+        return size / MiB / timed(lambda: read_whole(big))
+
+    def measure(target: VolumeTarget) -> Figure:
+        with bench.held(target, bench.data) as (mountpoint, _name):
+            read_whole(mountpoint / big.name)  # fills the cache
+
+            def once() -> float:
+                drop_page_cache()  # the re-read comes from the cache file on disk
+                return size / MiB / timed(lambda: read_whole(mountpoint / big.name))
+
+            return median_of(cfg.repeat, once)
+
+    figures = {
+        "cloudvol": attempt("cloudvol (full)", lambda: measure(bench.cloudvol_target("full")))
+    }
+    figures["local disk"] = attempt("local disk", lambda: median_of(cfg.repeat, local))
+    if "rclone" in cfg.targets:
+        figures["rclone (full)"] = attempt(
+            "rclone (full)", lambda: measure(bench.rclone_target("full"))
+        )
+    return [
+        result(
+            f"re-read of a cached {cfg.size_mib} MiB file, cache mode full (page cache dropped)",
+            "MiB/s",
+            True,
+            figures,
+            {"local disk": ">= 0.5x"},
+        )
+    ]
+
+
+def peak_memory(bench: Bench, cfg: Config) -> list[Result]:
+    big = big_file(bench, cfg)
+
+    def measure(mount: Mount) -> Figure:
+        with mount() as (mountpoint, pid):
+            read_whole(mountpoint / big.name)
+            return Figure(vm_hwm_mib(pid))
+
+    figures = {
+        "cloudvol": attempt(
+            "cloudvol", lambda: measure(held_mount(bench, bench.cloudvol_target(None), bench.data))
+        )
+    }
+    if "rclone" in cfg.targets:
+
+        def rclone() -> Figure:
+            daemon = bench.start_rclone(fresh=True)  # its peak so far is this stream's alone
+            try:
+                return measure(held_mount(bench, bench.rclone_target(None, daemon), bench.data))
+            finally:
+                daemon.stop()
+
+        figures["rclone (whole process)"] = attempt("rclone", rclone)
+    if "sshfs" in cfg.targets:
+        figures["sshfs"] = attempt("sshfs", lambda: measure(sshfs_mount(bench, bench.data)))
+    return [
+        result(
+            f"peak memory (VmHWM) of the mount worker streaming {cfg.size_mib} MiB,"
+            " default flags (aim: under 100 MB)",
+            "MiB",
+            False,
+            figures,
+            {},
+            1,
+        )
+    ]
+
+
+SCENARIOS: dict[str, Callable[[Bench, Config], list[Result]]] = {
+    "read": sequential_read,
+    "write": sequential_write,
+    "small": small_files,
+    "cached": cached_reread,
+    "memory": peak_memory,
+    "list": listing,
+}
