@@ -639,20 +639,17 @@ class VfsCache:
             file = item.file
             assert file is not None
             started = time.monotonic()
-            writer = await self._storage.open_writer(path)
             try:
-                pos = 0
-                while pos < size:
-                    data = file.pread(pos, min(UPLOAD_PIECE, size - pos))
-                    if not data:
-                        raise OSError(errno.EIO, f"{path}: cache file shorter than {size}")
-                    await writer.write(data)
-                    pos += len(data)
-                await writer.commit()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(writer.abort())
-                raise
+                await self._send(path, file, size)
+            except FileNotFoundError:
+                # Its directory went from the remote meanwhile: like rclone, make
+                # it again (and its parents) and upload once more.
+                parent = path.rpartition("/")[0]
+                if not parent:
+                    raise
+                logger.warning("{}: the remote directory {} is gone: recreating it", path, parent)
+                await self._make_dirs(parent)
+                await self._send(path, file, size)
             fingerprint = await self._after_upload(path, size, item.record.mtime)
         finally:
             item.transferring = False
@@ -668,6 +665,30 @@ class VfsCache:
         await self._save(item, durable=False)
         if self._on_uploaded is not None:
             self._on_uploaded(path, item.record)
+
+    async def _send(self, path: str, file: CacheFile, size: int) -> None:
+        """Upload `size` bytes of the data file to `path`."""
+        writer = await self._storage.open_writer(path)
+        try:
+            pos = 0
+            while pos < size:
+                data = file.pread(pos, min(UPLOAD_PIECE, size - pos))
+                if not data:
+                    raise OSError(errno.EIO, f"{path}: cache file shorter than {size}")
+                await writer.write(data)
+                pos += len(data)
+            await writer.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(writer.abort())
+            raise
+
+    async def _make_dirs(self, directory: str) -> None:
+        """mkdir -p on the remote."""
+        parts = directory.split("/")
+        for i in range(1, len(parts) + 1):
+            with contextlib.suppress(FileExistsError):
+                await self._storage.mkdir("/".join(parts[:i]))
 
     async def _after_upload(self, path: str, size: int, mtime: float) -> Fingerprint:
         """Set the modification time, then check the upload (unless --no-checksum):

@@ -2,10 +2,12 @@
 
 Uncached (cache mode off, and the opens the other modes do not cache): read
 handles stream from the remote through `ReadAhead`; write handles stream
-sequential writes into a `RemoteWriter` and commit at the first flush after a
-write, or at release; nothing is kept on disk, so a write at any other offset than
-the current end cannot be honoured. Cached handles read and write the item's
-cache file (`application.vfs.cache`).
+sequential writes into a `RemoteWriter`. close(2) sends a flush and waits for
+it, and release only comes later, so the flush is the commit point: close()
+returns once the file is on the remote, or with the upload's error. Nothing is
+kept on disk, so a write at any other offset than the current end cannot be
+honoured. Cached handles read and write the item's cache file
+(`application.vfs.cache`).
 """
 
 from __future__ import annotations
@@ -59,7 +61,15 @@ class ReadHandle:
 class WriteHandle:
     """A sequential upload. Mirrors rclone's write handle: the upload starts at
     the first write (or flush), and only once it is known to be safe to replace
-    the remote file (O_TRUNC, a truncate to 0, or a file that is not there yet)."""
+    the remote file (O_TRUNC, a truncate to 0, or a file that is not there yet).
+
+    Every flush commits: after writes, the upload, and the handle is closed (a
+    later write through a dup'ed descriptor fails with EBADF, as in rclone);
+    before any write, an empty file, and the handle stays usable, because a
+    shell's `> file` (open, dup2, close the original, write through the copy)
+    flushes before it writes: the first write then starts a new upload, which
+    replaces the empty file at the next flush. Release only commits what no
+    flush did (a handle never flushed, at shutdown)."""
 
     def __init__(
         self,
@@ -83,6 +93,7 @@ class WriteHandle:
         self._offset = 0
         self._write_called = False
         self._closed = False
+        self._flushed_empty = False  # the remote holds this unwritten handle's empty file
         self._cond = asyncio.Condition()
         self.pending_mtime: float | None = None
         node.writers += 1
@@ -160,18 +171,38 @@ class WriteHandle:
         async with self._cond:
             if self._closed:
                 return
-            if not self._write_called:
-                # Like rclone: a flush before any write only starts the upload, so
-                # a later release (or a write through a dup'd descriptor) finishes it.
-                await self._open_pending()
-                self._write_called = True
+            if self._write_called:
+                await self._close()
                 return
-            await self._close()
+            if self._writer is None and not self._safe_to_truncate():
+                # Opened without O_TRUNC and never written: the remote file stays,
+                # and close() says why nothing can be written (as rclone does).
+                await self._open_pending()
+            if self._flushed_empty:
+                return  # another descriptor's close: the empty file is there already
+            try:
+                await self._upload()
+                self._flushed_empty = True
+            finally:
+                self._writer = None  # the next write starts a new upload
 
     async def release(self) -> None:
         async with self._cond:
-            if not self._closed:
-                await self._close()
+            if self._closed:
+                return
+            if self._flushed_empty and not self._write_called:
+                self._closed = True  # nothing written since the flush committed
+                self.node.writers -= 1
+                _settled(self.node)
+                return
+            await self._close()  # never flushed: commit now
+
+    @property
+    def in_progress(self) -> bool:
+        """Open with something the remote does not reflect yet: writes, or an
+        open not flushed yet. A handle whose flush committed its empty file is
+        not (a truncate or utime of the file goes to the remote directly)."""
+        return not self._closed and not (self._flushed_empty and not self._write_called)
 
     async def _close(self) -> None:
         self._closed = True
@@ -179,21 +210,29 @@ class WriteHandle:
         node = self.node
         node.writers -= 1
         if self._writer is None and not self._safe_to_truncate():
-            return  # never written: the remote file stays as it was
-        # The kernel sends release after close(2) has returned: a read open
-        # arriving meanwhile must wait for this commit, not find the file missing.
+            _settled(node)  # never written: the remote file stays as it was
+            return
+        await self._upload()
+
+    async def _upload(self) -> None:
+        # Opens, lookups, renames and unlinks of the node wait while this is > 0.
+        node = self.node
         node.committing += 1
+        try:
+            await self._commit()
+        finally:
+            node.committing -= 1
+            _settled(node)
+
+    async def _commit(self) -> None:
+        node = self.node
         try:
             writer = await self._open_pending()
             if node.unlinked:
-                node.committing -= 1
-                if node.upload_settled is not None:
-                    node.upload_settled.set()
                 await writer.abort()
                 return
             await writer.commit()
         except BaseException as exc:
-            node.committing -= 1
             logger.error("{}: upload failed: {!r}", node.path, exc)
             if self._writer is not None:
                 try:
@@ -207,7 +246,6 @@ class WriteHandle:
             if isinstance(exc, Exception):
                 raise OSError(errno.EIO, f"upload of {node.path} failed: {exc}") from exc
             raise
-        node.committing -= 1
         node.size = self._offset
         node.mtime = time.time()
         self._on_committed(node)
@@ -222,6 +260,12 @@ class WriteHandle:
     @property
     def upload_started(self) -> bool:
         return self._writer is not None
+
+
+def _settled(node: Node) -> None:
+    """Wake whoever waits for the node's uploads (they check the counters again)."""
+    if node.upload_settled is not None:
+        node.upload_settled.set()
 
 
 class CachedHandle:

@@ -50,9 +50,11 @@ class Node:
         # Files: False while a file created through the VFS is not yet on the remote.
         self.on_remote = True
         self.writers = 0
-        self.committing = 0  # uncached uploads between their handle's close and commit
+        # Uncached commits in progress (at a flush, or a release never flushed):
+        # opens, lookups, renames and unlinks of the node wait for them.
+        self.committing = 0
         self.unlinked = False
-        self.upload_settled: asyncio.Event | None = None  # for reads waiting on an upload
+        self.upload_settled: asyncio.Event | None = None  # set at each commit's end
 
     @property
     def name(self) -> str:

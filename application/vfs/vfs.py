@@ -48,7 +48,7 @@ _STATFS_BLOCK = 4096
 _DEFAULT_TOTAL = 1 << 50
 _DEFAULT_FILES = 1_000_000_000
 _NAME_MAX = 255
-_WAIT_FOR_UPLOAD = 5.0  # how long a read open waits for a file still being written
+_WAIT_FOR_UPLOAD = 5.0  # how long an operation waits for an upload of its file to land
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +288,9 @@ class Vfs:
             return parent.attr(self.options)
         if name == "..":
             return (parent.parent or parent).attr(self.options)
-        return (await self._child(parent, name)).attr(self.options)
+        node = await self._child(parent, name)
+        await self._settle_commit(node, must=False)  # its size once committed
+        return node.attr(self.options)
 
     @_errno_boundary
     async def getattr(self, inode: int) -> NodeAttr:
@@ -320,6 +322,8 @@ class Vfs:
         if size is not None or mtime is not None or mode_change:
             self._need_writable("setattr")
         if size is not None:
+            if fh is None:
+                await self._settle_commit(node)
             await self._truncate(node, size, self._handles.get(fh) if fh is not None else None)
         if mtime is not None and not self.options.no_modtime:
             await self._set_mtime(node, mtime)
@@ -328,12 +332,16 @@ class Vfs:
     async def _truncate(self, node: Node, size: int, handle: Handle | None) -> None:
         if node.is_dir:
             raise OSError(errno.EISDIR, f"{node.path!r} is a directory")
-        writers = [
-            h for h in self._handles.values() if isinstance(h, WriteHandle) and h.node is node
-        ]
         if isinstance(handle, WriteHandle) and handle.node is node:
-            writers = [handle]
-        live = [h for h in writers if not h.closed]
+            live = [handle] if not handle.closed else []
+        elif isinstance(handle, CachedHandle):
+            live = []  # an ftruncate through the cache
+        else:
+            live = [
+                h
+                for h in self._handles.values()
+                if isinstance(h, WriteHandle) and h.node is node and h.in_progress
+            ]
         if live:
             for h in live:
                 await h.truncate(size)
@@ -345,8 +353,6 @@ class Vfs:
             if self.cache.has(node.path) or mode is not CacheMode.MINIMAL or size != 0:
                 await self._truncate_cached(node, size)
                 return
-        if node.size == size:
-            return
         if node.size == size:
             return
         if size != 0:
@@ -385,7 +391,7 @@ class Vfs:
         pending = [
             h
             for h in self._handles.values()
-            if isinstance(h, WriteHandle) and h.node is node and not h.closed
+            if isinstance(h, WriteHandle) and h.node is node and h.in_progress
         ]
         if pending:
             for h in pending:
@@ -493,6 +499,8 @@ class Vfs:
         dst = (await self._listing(dst_dir)).get(new_name)
         if dst is src:
             return
+        if dst is not None:
+            await self._settle_commit(dst)  # a late commit would bring it back
         if src.is_dir and (dst_dir is src or dst_dir.path.startswith(src.path + "/")):
             raise OSError(errno.EINVAL, f"can't move {src.path!r} inside itself")
         if dst is not None:
@@ -505,7 +513,7 @@ class Vfs:
             if dst.is_dir:
                 await self._storage.rmdir(dst.path)  # ENOTEMPTY when it holds anything
         if not src.on_remote and any(
-            isinstance(h, WriteHandle) and h.node is src and h.upload_started
+            isinstance(h, WriteHandle) and h.node is src and h.upload_started and not h.closed
             for h in self._handles.values()
         ):
             # An uncached write uploads to the name given at the first write.
@@ -561,22 +569,18 @@ class Vfs:
 
     def _committed(self, node: Node) -> None:
         node.on_remote = True
-        if node.upload_settled is not None:
-            node.upload_settled.set()
         if not node.unlinked and node.parent is not None:
             self._attach(node.parent, node)
 
     def _upload_failed(self, node: Node) -> None:
         # A new file that never reached the remote: drop it, as rclone does.
-        if node.upload_settled is not None:
-            node.upload_settled.set()
         if node.writers == 0:
             self._detach(node)
 
     @_errno_boundary
     async def create(self, parent_inode: int, name: str, flags: int) -> tuple[int, NodeAttr]:
         """Create and open a file; it is listed at once and is on the remote, if
-        only empty, once the handle is released (or its upload is done)."""
+        only empty, once the handle is flushed (closed) or released."""
         self._need_writable("create")
         parent = self._dir(parent_inode)
         existing = self._find(await self._listing(parent), name)
@@ -616,6 +620,8 @@ class Vfs:
     async def _open(self, node: Node, flags: int) -> int:
         if node.is_dir:
             raise OSError(errno.EISDIR, f"{node.path!r} is a directory")
+        # A commit in progress would race this open's view of the remote file.
+        await self._settle_commit(node, must=False)
         plan = plan_open(
             self.options.cache_mode,
             _request(flags, exists=True),
@@ -679,27 +685,35 @@ class Vfs:
         node.size, node.mtime = item.size, item.record.mtime
         return item
 
-    async def _settle_commit(self, node: Node) -> None:
+    async def _settle_commit(self, node: Node, *, must: bool = True) -> None:
         """An uncached upload whose handle was closed commits under the name it
-        was opened with: let it land before the name changes or goes."""
-        if node.committing == 0:
-            return
-        node.upload_settled = _fresh_event(node.upload_settled)
-        try:
-            await asyncio.wait_for(node.upload_settled.wait(), _WAIT_FOR_UPLOAD)
-        except TimeoutError:
+        was opened with: let it land before the name is opened, looked up,
+        changed or removed. `must`: EBUSY if it takes too long, else go on."""
+        if not await self._wait_for(node, lambda: node.committing > 0) and must:
             logger.error("{}: still being uploaded", node.path)
-            raise OSError(errno.EBUSY, "file is being uploaded") from None
+            raise OSError(errno.EBUSY, "file is being uploaded")
 
     async def _wait_uploaded(self, node: Node) -> None:
-        if node.writers > 0 or node.committing > 0:
-            node.upload_settled = _fresh_event(node.upload_settled)
-            try:
-                await asyncio.wait_for(node.upload_settled.wait(), _WAIT_FOR_UPLOAD)
-            except TimeoutError:
-                pass
+        await self._wait_for(node, lambda: node.writers > 0 or node.committing > 0)
         if not node.on_remote:
             raise OSError(errno.ENOENT, f"{node.path!r} is still being written")
+
+    @staticmethod
+    async def _wait_for(node: Node, busy: Callable[[], bool]) -> bool:
+        """Wait while `busy()`, woken at each end of an upload of the node (the
+        handles set `upload_settled`); False if still busy after the timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _WAIT_FOR_UPLOAD
+        while busy():
+            node.upload_settled = _fresh_event(node.upload_settled)
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(node.upload_settled.wait(), left)
+            except TimeoutError:
+                return not busy()
+        return True
 
     def _handle(self, fh: int) -> Handle:
         try:

@@ -293,9 +293,11 @@ async def test_mount_waits_for_a_draining_worker_then_takes_over(env: Env) -> No
     first = manager.worker_pid("vol")
     assert first is not None
     Path(volume.mountpoint, "sub", "f").write_bytes(b"retried")
-    # The upload can't succeed while its directory is missing on the remote:
-    # the first worker keeps draining (retrying) after the unmount.
+    # The upload can't succeed while a file stands where its directory was (a
+    # missing directory would be made again): the first worker keeps draining
+    # (retrying) after the unmount.
     (env.remote / "sub").rmdir()
+    (env.remote / "sub").write_bytes(b"in the way")
     await manager.unmount(volume)
     time.sleep(0.5)
     assert env.holder() == first
@@ -304,6 +306,7 @@ async def test_mount_waits_for_a_draining_worker_then_takes_over(env: Env) -> No
     second = manager.worker_pid("vol")
     assert second is not None and second != first and gone(first)
     assert env.holder() == second  # one worker on the cache, never two
+    (env.remote / "sub").unlink()
     (env.remote / "sub").mkdir()
     assert wait_until(lambda: (env.remote / "sub" / "f").exists(), timeout=20)
     assert (env.remote / "sub" / "f").read_bytes() == b"retried"

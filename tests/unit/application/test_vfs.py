@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import stat
@@ -262,6 +263,102 @@ async def test_created_file_is_visible_at_once_and_empty_on_remote_after_release
     await vfs.flush(fh)
     await vfs.release(fh)
     assert storage.tree.get("touched") == b""
+
+
+async def test_close_is_the_commit_point_and_later_writes_are_ebadf() -> None:
+    vfs, storage, _ = make()
+    fh, attr = await vfs.create(ROOT_INODE, "f", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    await vfs.write(fh, 0, b"data")
+    await vfs.flush(fh)  # close(2): the kernel's release comes later
+    assert storage.tree.get("f") == b"data"
+    # A dup'ed descriptor after that close: the upload is done, like rclone's ECLOSED.
+    assert await errno_of(vfs.write(fh, 4, b"more")) == errno.EBADF
+    await vfs.flush(fh)
+    await vfs.release(fh)
+    assert storage.tree.get("f") == b"data"
+    assert (await vfs.getattr(attr.inode)).size == 4
+
+
+async def test_an_unwritten_truncating_open_commits_the_empty_file_at_flush() -> None:
+    vfs, storage, _ = make()
+    storage.tree.put("a", b"old")
+    storage.tree.put("c", b"1024" * 256)
+    a = await vfs.lookup(ROOT_INODE, "a")
+    # `: > a`, then `mv c a` before the kernel's release of the first open.
+    fh = await vfs.open(a.inode, os.O_WRONLY | os.O_TRUNC)
+    await vfs.flush(fh)
+    assert storage.tree.get("a") == b""
+    await vfs.rename(ROOT_INODE, "c", ROOT_INODE, "a")
+    await vfs.release(fh)
+    assert storage.tree.get("a") == b"1024" * 256
+    assert set(storage.tree.files) == {"a"}
+
+    # A shell's `> b` flushes (closes the original descriptor) before it writes
+    # through the dup'ed one: those writes replace the empty file.
+    fh, attr = await vfs.create(ROOT_INODE, "b", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    await vfs.flush(fh)
+    assert storage.tree.get("b") == b""
+    await vfs.write(fh, 0, b"hello\n")
+    await vfs.flush(fh)
+    assert storage.tree.get("b") == b"hello\n"
+    await vfs.release(fh)
+    assert (await vfs.getattr(attr.inode)).size == 6
+
+
+class GatedStorage(CountingStorage):
+    """Commits wait for `gate`: an upload caught between close and commit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def open_writer(self, path: str):  # type: ignore[no-untyped-def]
+        writer = await super().open_writer(path)
+        commit = writer.commit
+
+        async def gated() -> None:
+            await self.gate.wait()
+            await commit()
+
+        writer.commit = gated  # type: ignore[method-assign]
+        return writer
+
+
+async def test_opens_lookups_and_renames_wait_for_a_commit_in_progress() -> None:
+    storage = GatedStorage()
+    storage.tree.put("c", b"from c")
+    vfs = Vfs(storage, OPTS, Clock())
+    fh, attr = await vfs.create(ROOT_INODE, "a", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    await vfs.write(fh, 0, b"from a")
+    flush = asyncio.ensure_future(vfs.flush(fh))
+    await asyncio.sleep(0.01)
+    assert not flush.done()  # close() has not returned: the commit is running
+    opened = asyncio.ensure_future(vfs.open(attr.inode, os.O_RDONLY))
+    looked = asyncio.ensure_future(vfs.lookup(ROOT_INODE, "a"))
+    await asyncio.sleep(0.01)
+    assert not opened.done() and not looked.done()
+    storage.gate.set()
+    await flush
+    assert (await looked).size == 6
+    rfh = await opened
+    assert await vfs.read(rfh, 0, 100) == b"from a"
+    await vfs.release(rfh)
+    await vfs.release(fh)
+
+    # A rename onto a name being committed waits, so the commit can't land after it.
+    storage.gate.clear()
+    fh = await vfs.open(attr.inode, os.O_WRONLY | os.O_TRUNC)
+    flush = asyncio.ensure_future(vfs.flush(fh))
+    await asyncio.sleep(0.01)
+    renamed = asyncio.ensure_future(vfs.rename(ROOT_INODE, "c", ROOT_INODE, "a"))
+    await asyncio.sleep(0.01)
+    assert not renamed.done()
+    storage.gate.set()
+    await flush
+    await renamed
+    await vfs.release(fh)
+    assert storage.tree.get("a") == b"from c"
+    assert set(storage.tree.files) == {"a"}
 
 
 async def test_out_of_order_write_is_refused_with_espipe() -> None:
