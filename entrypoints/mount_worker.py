@@ -3,12 +3,20 @@
 Reads a JSON job (see `adapters.mounting.protocol.WorkerJob`) from `--job-fd`
 (default stdin), reports `ready` or `error <text>` as one line on `--status-fd`
 (default stdout), then serves the mount until it is unmounted. pyfuse3 keeps its
-session in module globals, hence one process per mount."""
+session in module globals, hence one process per mount.
+
+`--spare`: the daemon starts the next worker before it has a job for it, so that
+a Mount does not wait for Python to start and import all this (most of a
+Mount's time). Such a worker imports what `--preload` names, says `idle` on
+the status fd, waits for its job, and points its stdout and stderr at its
+volume's log once the job names the volume. Its stdin is the daemon's pipe: if the daemon goes away first, it
+reads an empty job and exits."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import logging
 import os
 import sys
@@ -18,8 +26,17 @@ import anyio
 import pyfuse3.asyncio
 from loguru import logger
 
-from adapters.mounting.protocol import ProtocolError, WorkerJob, encode_failure
+from adapters.mounting.protocol import (
+    SPARE_IDLE,
+    ProtocolError,
+    WorkerJob,
+    encode_failure,
+    worker_paths,
+)
 from adapters.mounting.worker import MountWorker
+from adapters.storage.factory import DefaultStorageFactory
+
+_SPARE_NICENESS = 10
 
 _FORMAT = (
     "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {extra[volume]} | "
@@ -84,6 +101,42 @@ def _setup_logging(job: WorkerJob) -> None:
     logging.basicConfig(handlers=[_InterceptHandler()], level=level, force=True)
 
 
+def _log_to_volume_log(job: WorkerJob) -> None:
+    """Send stdout and stderr to the volume's worker log, where the daemon looks."""
+    path = worker_paths(job.cache_dir, job.name).log
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        for std in (1, 2):
+            os.dup2(fd, std)
+    finally:
+        os.close(fd)
+
+
+def _yield_cpu() -> int | None:
+    """A spare starts while other workers mount: it imports at a lower priority,
+    restored once it has a job. Only where it can be restored (root); returns
+    the priority to restore, or None."""
+    if os.geteuid() != 0:
+        return None
+    priority = os.getpriority(os.PRIO_PROCESS, 0)
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, min(priority + _SPARE_NICENESS, 19))
+    except OSError:
+        return None
+    return priority
+
+
+def _preload(types: list[str]) -> None:
+    """Import now what would otherwise be imported once the job is known: the
+    storage backends, and anyio's event loop backend (`anyio.run` imports it)."""
+    with contextlib.suppress(ImportError):
+        importlib.import_module("anyio._backends._asyncio")
+    factory = DefaultStorageFactory()
+    for type_name in types:
+        factory.preload(type_name)
+
+
 def _read_all(fd: int) -> bytes:
     chunks = []
     while chunk := os.read(fd, 65536):
@@ -103,11 +156,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m entrypoints.mount_worker")
     parser.add_argument("--job-fd", type=int, default=0, help="fd to read the JSON job from")
     parser.add_argument("--status-fd", type=int, default=1, help="fd to report readiness on")
+    parser.add_argument(
+        "--spare",
+        action="store_true",
+        help="started ahead of its job: log to the job's volume log once it is read",
+    )
+    parser.add_argument(
+        "--preload",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="import the storage backend TYPE before reading the job (repeatable)",
+    )
     args = parser.parse_args(argv)
 
+    priority = _yield_cpu() if args.spare else None
+    _preload(args.preload)
+    if args.spare:
+        with contextlib.suppress(OSError):
+            os.write(args.status_fd, SPARE_IDLE)
     status = _StatusChannel(args.status_fd)
     try:
         job = WorkerJob.from_json(_read_all(args.job_fd))
+        if priority is not None:
+            os.setpriority(os.PRIO_PROCESS, 0, priority)
+        if args.spare:
+            _log_to_volume_log(job)
     except (ProtocolError, OSError) as e:
         status.send(encode_failure(str(e)))
         return 2

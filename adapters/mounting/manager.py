@@ -1,6 +1,14 @@
 """`MountManager` on worker processes: one `entrypoints.mount_worker` per mounted
 volume, in its own session so that it outlives the daemon, reached only through
-its control socket `<cache-dir>/workers/<volume>.sock`."""
+its control socket `<cache-dir>/workers/<volume>.sock`.
+
+Starting Python and importing the FUSE and storage stacks is most of what a Mount
+costs, so after each spawn the manager starts the next worker ahead of time: a
+spare, blocked reading its job, that the next Mount hands its job to. It is
+spawned exactly as a worker is (its own session, a child of the daemon), so a
+worker taken from it is no different from one started on demand; it preloads
+the storage backends this daemon has mounted, and exits when its stdin closes
+(daemon shutdown or crash)."""
 
 from __future__ import annotations
 
@@ -13,6 +21,8 @@ import signal
 import subprocess
 import sys
 import threading
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +31,7 @@ from loguru import logger
 
 from adapters.cache import cache_root, has_dirty_items
 from adapters.mounting.protocol import (
+    SPARE_IDLE,
     ProtocolError,
     Readiness,
     WorkerJob,
@@ -48,6 +59,15 @@ from domain.volume import Volume
 _PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 _WORKER_MODULE = "entrypoints.mount_worker"
 _TAIL_BYTES = 16 * 1024
+_SPARE_WARM_WAIT = 20.0  # for a spare worker still starting; then a fresh one
+
+
+@dataclass
+class _Spare:
+    process: subprocess.Popen[bytes]
+    read_fd: int  # its readiness pipe
+    taken: bool = False  # handed a job: a worker now, no longer the spare
+    finalizer: weakref.finalize[..., WorkerMountManager] | None = None  # stops it with its manager
 
 
 @dataclass
@@ -74,6 +94,10 @@ class WorkerMountManager:
         control_timeout: float = 10.0,
         drain_wait: float = 30.0,  # for a previous worker's uploads, before stopping it
         stop_wait: float = 15.0,  # for a stopped worker to let go of the volume
+        # Workers kept started ahead of their Mount: Docker mounts a volume twice
+        # per `docker run` (once to create the container, once to start it), in
+        # quick succession, so two; 0 starts every worker on demand.
+        spare_workers: int = 2,
     ) -> None:
         self.base_dir = base_dir
         self.cache_dir = cache_dir
@@ -85,12 +109,18 @@ class WorkerMountManager:
         self.control_timeout = control_timeout
         self.drain_wait = drain_wait
         self.stop_wait = stop_wait
+        self.spare_workers = spare_workers
         self._workers: dict[str, _Worker] = {}
         self._locks: dict[str, anyio.Lock] = {}
+        self._spares: list[_Spare] = []  # oldest (the warmest) first
+        self._preload: set[str] = set()  # backend types mounted so far
 
     # --- MountManager ----------------------------------------------------------
 
     async def prepare(self, volume: Volume) -> None:
+        # A volume being created is about to be mounted: have its worker ready.
+        self._preload.add(volume.spec.backend.type)
+        self._start_spares()
         mp = volume.mountpoint
         if await self._mounted_and_live(mp):
             return  # a live mount: the directory is there, and must stay untouched
@@ -184,6 +214,7 @@ class WorkerMountManager:
             return True
 
     async def shutdown(self) -> None:
+        self.close_spares()
         self._reap()
         workers = list(self._workers.values())
         async with anyio.create_task_group() as tg:
@@ -205,6 +236,10 @@ class WorkerMountManager:
         self._reap()
         worker = self._workers.get(name)
         return worker.pid if worker is not None else None
+
+    def spare_pids(self) -> list[int]:
+        """The pids of the spare workers waiting for the next Mounts, next first."""
+        return [spare.process.pid for spare in self._spares]
 
     # --- spawning -------------------------------------------------------------
 
@@ -230,9 +265,15 @@ class WorkerMountManager:
             drain_only=drain_only,
         )
         log_start = _file_size(paths.log)  # report only this run's log lines
-        proc, read_fd = _start_worker(paths.log)
+        spare = await self._take_spare(deadline)
+        if spare is not None:
+            proc, read_fd = spare.process, spare.read_fd
+            logger.info("mount worker {} (started ahead) serves volume {}", proc.pid, name)
+        else:
+            proc, read_fd = _start_worker(paths.log)
+            logger.info("started mount worker {} for volume {}", proc.pid, name)
         worker = _Worker(name, mp, proc.pid, proc, paths.log)
-        logger.info("started mount worker {} for volume {}", proc.pid, name)
+        self._preload.add(volume.spec.backend.type)
         try:
             await anyio.to_thread.run_sync(_send_job, proc, job.to_json().encode())
             report = await self._await_readiness(read_fd, deadline)
@@ -261,6 +302,57 @@ class WorkerMountManager:
         threading.Thread(
             target=self._watch, args=(worker, proc), name=f"watch-{name}", daemon=True
         ).start()
+        self._start_spares()
+
+    # --- the spare worker -------------------------------------------------------
+
+    async def _take_spare(self, deadline: float) -> _Spare | None:
+        """The next spare worker once it says it is idle (warmed up, waiting for
+        its job); None if there is none ready: then a fresh worker is started,
+        whose errors go to the volume's log (a spare's go nowhere until it has a
+        job). A spare that died or hangs before it is idle is stopped."""
+        while self._spares:
+            spare = self._spares.pop(0)
+            spare.taken = True
+            if spare.finalizer is not None:
+                spare.finalizer.detach()
+            within = min(max(deadline - anyio.current_time(), 0), _SPARE_WARM_WAIT)
+            idle = False
+            try:
+                idle = await _await_idle(spare.read_fd, within)
+            finally:
+                if not idle:
+                    with contextlib.suppress(ProcessLookupError):
+                        spare.process.kill()
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(_discard_spare, spare)
+            if idle:
+                return spare
+            logger.warning(
+                "the spare mount worker {} did not get ready (exit status {})",
+                spare.process.pid,
+                spare.process.returncode,
+            )
+        return None
+
+    def _start_spares(self) -> None:
+        while len(self._spares) < self.spare_workers:
+            try:
+                proc, read_fd = _start_worker(None, preload=sorted(self._preload))
+            except OSError as e:
+                logger.warning("could not start a spare mount worker: {}", e)
+                return
+            spare = _Spare(proc, read_fd)
+            # Whoever drops this manager without shutdown() leaves no spare behind.
+            spare.finalizer = weakref.finalize(self, _stop_spare, spare)
+            self._spares.append(spare)
+            logger.debug("started spare mount worker {}", proc.pid)
+
+    def close_spares(self) -> None:
+        """Stop the spare workers: they hold no volume, and exit at once."""
+        spares, self._spares = self._spares, []
+        for spare in spares:
+            _stop_spare(spare)
 
     async def _await_readiness(self, fd: int, deadline: float) -> Readiness | None:
         """The worker's report; `Readiness(False, "")` if it closed the pipe without
@@ -289,7 +381,7 @@ class WorkerMountManager:
             while not is_mounted(mp):
                 if proc.poll() is not None:
                     break
-                await anyio.sleep(0.05)
+                await anyio.sleep(0.01)
         if not is_mounted(mp):
             raise MountFailed(f"mount worker reported ready but {mp} is not mounted")
 
@@ -334,8 +426,10 @@ class WorkerMountManager:
 
     async def _lock_released(self, paths: WorkerPaths, within: float) -> bool:
         with anyio.move_on_after(within):
-            while lock_holder(paths.lock) is not None:  # noqa: ASYNC110 (another process)
-                await anyio.sleep(0.1)
+            delay = 0.005  # a worker that just unmounted lets go within milliseconds
+            while lock_holder(paths.lock) is not None:  # another process: polled
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 0.1)
             return True
         return False
 
@@ -505,14 +599,23 @@ def _fuse_mounted(mp: str) -> bool:
     return entry is not None and entry.fstype.startswith("fuse")
 
 
-def _start_worker(log_path: str) -> tuple[subprocess.Popen[bytes], int]:
-    """Start a worker; returns it and the read end of its readiness pipe."""
-    os.makedirs(os.path.dirname(log_path), mode=0o700, exist_ok=True)
+def _start_worker(
+    log_path: str | None, preload: Sequence[str] = ()
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a worker; returns it and the read end of its readiness pipe. Without
+    `log_path`, a spare: its output goes to its volume's log once it has a job."""
+    argv = [sys.executable, "-m", _WORKER_MODULE]
+    if log_path is None:
+        argv.append("--spare")
+        for type_name in preload:
+            argv += ["--preload", type_name]
+    else:
+        os.makedirs(os.path.dirname(log_path), mode=0o700, exist_ok=True)
     read_fd, write_fd = os.pipe()
     try:
-        with open(log_path, "ab") as log:
+        with open(log_path or os.devnull, "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", _WORKER_MODULE, "--status-fd", str(write_fd)],
+                [*argv, "--status-fd", str(write_fd)],
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=log,
@@ -527,6 +630,43 @@ def _start_worker(log_path: str) -> tuple[subprocess.Popen[bytes], int]:
     finally:
         os.close(write_fd)
     return proc, read_fd
+
+
+async def _await_idle(fd: int, within: float) -> bool:
+    """Whether a spare worker said it is idle on its readiness pipe in time."""
+    os.set_blocking(fd, False)
+    data = b""
+    with anyio.move_on_after(within):
+        while len(data) < len(SPARE_IDLE):
+            await anyio.wait_readable(fd)
+            try:
+                chunk = os.read(fd, len(SPARE_IDLE) - len(data))
+            except BlockingIOError:
+                continue
+            if not chunk:
+                return False
+            data += chunk
+        return data == SPARE_IDLE
+    return False
+
+
+def _stop_spare(spare: _Spare) -> None:
+    if not spare.taken:
+        spare.taken = True
+        if spare.finalizer is not None:
+            spare.finalizer.detach()
+        with contextlib.suppress(ProcessLookupError):
+            spare.process.kill()
+        _discard_spare(spare)
+
+
+def _discard_spare(spare: _Spare) -> None:
+    """Close its stdin (a spare still waiting exits on it) and reap it."""
+    os.close(spare.read_fd)
+    if spare.process.stdin is not None:
+        with contextlib.suppress(OSError):
+            spare.process.stdin.close()
+    spare.process.wait()
 
 
 def _worker_env() -> dict[str, str]:

@@ -53,6 +53,8 @@ from domain.volume_options import parse_volume_options
 # Backends whose modification times cost an extra request per file: a fast
 # fingerprint leaves them out.
 _SLOW_MODTIME = frozenset({"s3", "swift", "ftp", "qingstor"})
+# Longest a control request may hold up the worker's exit (a lazy unmount is quick).
+_ANSWER_WITHIN = 10.0
 
 
 class MountWorker:
@@ -207,11 +209,15 @@ class MountWorker:
                 except anyio.DelimiterNotFound:
                     await stream.send(error_reply("request line too long"))
                     return
-                reply = await self._dispatch(line)
-                try:
-                    await stream.send(reply)
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    return
+                # Shielded: an `unmount` ends the session, and run() then cancels
+                # the control server; the daemon must still get its answer, or it
+                # would take the worker for hung and unmount and SIGTERM it itself.
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_ANSWER_WITHIN):
+                    reply = await self._dispatch(line)
+                    try:
+                        await stream.send(reply)
+                    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        return
 
     async def _dispatch(self, line: bytes) -> bytes:
         try:

@@ -25,6 +25,7 @@ import pytest
 from adapters.mounting.system import lock_holder
 from tests.integration.fixtures.cloudvol_daemon import CloudvolDaemon, cloudvol_daemon
 from tests.integration.fixtures.dockerd import Dockerd, dockerd
+from tests.integration.fixtures.processes import process_gone
 from tests.integration.fixtures.sshd import SshdServer, sshd
 
 __all__ = ["cloudvol_daemon", "dockerd", "sshd"]  # fixtures used by name
@@ -134,14 +135,6 @@ def worker_pid(daemon: CloudvolDaemon, volume: str) -> int:
     return pid
 
 
-def gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state == "Z"
-
-
 def lock_released(daemon: CloudvolDaemon, volume: str) -> bool:
     # Held (flock) by a live worker only; the pid a dead one left in it does not count.
     return lock_holder(str(daemon.cache_dir / "workers" / f"{volume}.lock")) is None
@@ -194,7 +187,7 @@ def test_upload_pending_at_sigkill_of_daemon_and_worker_reaches_the_remote_after
     daemon.kill()  # first, so that it cannot react to its worker's death
     os.kill(pid, signal.SIGKILL)
     end = time.monotonic() + 10
-    while not gone(pid):
+    while not process_gone(pid):
         assert time.monotonic() < end, f"worker {pid} survived SIGKILL"
         time.sleep(0.05)
     assert lock_released(daemon, name), "another worker serves the volume: nothing was killed"

@@ -46,9 +46,12 @@ class Env:
         self.remote = tmp / "remote"
         for d in (self.base, self.cache, self.remote):
             d.mkdir()
+        self.managers: list[WorkerMountManager] = []
 
     def manager(self, **kw: float) -> WorkerMountManager:
-        return WorkerMountManager(str(self.base), str(self.cache), {}, "DEBUG", None, **kw)
+        m = WorkerMountManager(str(self.base), str(self.cache), {}, "DEBUG", None, **kw)
+        self.managers.append(m)
+        return m
 
     def volume(self, name: str = "vol", remote: Path | None = None) -> Volume:
         root = str(remote or self.remote)
@@ -89,6 +92,8 @@ def _gone(pid: int) -> bool:
 def env(tmp_path: Path) -> Iterator[Env]:
     e = Env(tmp_path)
     yield e
+    for m in e.managers:
+        m.close_spares()
     # Never leave a worker or a FUSE mount behind, whatever the test did.
     workers = e.cache / "workers"
     if workers.is_dir():
@@ -359,3 +364,137 @@ async def test_unmount_of_a_hung_worker_still_removes_the_mount(env: Env) -> Non
         os.kill(pid, signal.SIGCONT)
     # The SIGTERM sent while it was stopped is handled once it runs again.
     assert _wait_until(lambda: _gone(pid))
+
+
+# --- starting fast ------------------------------------------------------------
+
+
+def _pid_of_spare(manager: WorkerMountManager) -> int:
+    pids = manager.spare_pids()
+    assert pids, "no spare worker"
+    return pids[0]
+
+
+async def test_a_spare_worker_started_ahead_serves_the_next_mount(env: Env) -> None:
+    (env.tmp / "remote2").mkdir()
+    (env.tmp / "remote2" / "b.txt").write_text("two")
+    manager = env.manager()
+    one, two = env.volume("one"), env.volume("two", env.tmp / "remote2")
+    await manager.prepare(one)
+    await manager.mount(one)
+    spare = _pid_of_spare(manager)
+    assert os.getsid(spare) == spare  # its own session, as any worker
+
+    await manager.prepare(two)
+    await manager.mount(two)
+    assert manager.worker_pid("two") == spare
+    assert Path(two.mountpoint, "b.txt").read_text() == "two"
+    assert env.holder("two") == spare
+    # Its output goes to its volume's log, where the daemon reads failures from.
+    log = Path(worker_paths(str(env.cache), "two").log).read_text()
+    assert f"mount worker pid {spare} starting" in log
+    # And the next spares are already on their way.
+    spares = manager.spare_pids()
+    assert len(spares) == 2
+    assert not {spare, manager.worker_pid("one")} & set(spares)
+
+    await manager.unmount(one)
+    await manager.unmount(two)
+    assert _wait_until(lambda: _gone(spare))
+    await manager.shutdown()
+    assert manager.spare_pids() == []
+    for pid in spares:
+        assert _wait_until(lambda pid=pid: _gone(pid))  # type: ignore[misc]
+
+
+async def test_a_dead_spare_is_replaced_by_a_fresh_worker(env: Env, logs: list[str]) -> None:
+    manager, volume = env.manager(), env.volume()
+    await manager.prepare(volume)
+    spares = manager.spare_pids()
+    assert spares
+    for spare in spares:
+        os.kill(spare, signal.SIGKILL)
+    await manager.mount(volume)
+    pid = manager.worker_pid("vol")
+    assert pid is not None and pid not in spares
+    assert any("did not get ready" in line for line in logs)
+    assert Path(volume.mountpoint).is_dir() and is_mounted(volume.mountpoint)
+    await manager.unmount(volume)
+
+
+async def test_no_spare_when_turned_off(env: Env) -> None:
+    manager, volume = env.manager(spare_workers=0), env.volume()
+    await manager.prepare(volume)
+    await manager.mount(volume)
+    assert manager.spare_pids() == []
+    await manager.unmount(volume)
+
+
+_DAEMON_WITH_SPARE = """
+import anyio, sys
+from datetime import UTC, datetime
+from adapters.mounting.manager import WorkerMountManager
+from domain.volume import BackendSpec, Volume, VolumeSpec
+base, cache, remote = sys.argv[1:4]
+vol = Volume("vol", base + "/vol", datetime.now(UTC), {"remote": remote},
+             VolumeSpec(BackendSpec("local", remote)))
+async def main():
+    m = WorkerMountManager(base, cache, {}, "INFO", None)
+    await m.prepare(vol)
+    print(*m.spare_pids(), flush=True)
+    await anyio.sleep(3600)
+anyio.run(main)
+"""
+
+
+def test_the_spare_exits_with_its_daemon(env: Env) -> None:
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", _DAEMON_WITH_SPARE, str(env.base), str(env.cache), str(env.remote)],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        assert daemon.stdout is not None
+        spares = [int(pid) for pid in daemon.stdout.readline().split()]
+    finally:
+        daemon.kill()
+        daemon.wait()
+    assert spares
+    for pid in spares:
+        # Not our child: gone means really gone (or a zombie of init's).
+        assert _wait_until(lambda pid=pid: _gone(pid)), "a spare outlived its daemon"  # type: ignore[misc]
+
+
+async def test_the_worker_answers_unmount_itself(env: Env, logs: list[str]) -> None:
+    manager, volume = env.manager(), env.volume()
+    await manager.prepare(volume)
+    await manager.mount(volume)
+    pid = manager.worker_pid("vol")
+    await manager.unmount(volume)
+    assert not is_mounted(volume.mountpoint)
+    # No fallback (lazy unmount and SIGTERM from the daemon): the worker replied,
+    # and exits on its own, cleanly.
+    assert not any("did not unmount" in line for line in logs)
+    assert _wait_until(
+        lambda: any(f"mount worker {pid} for vol exited (0)" in line for line in logs)
+    )
+
+
+def test_the_worker_imports_only_what_its_volume_needs() -> None:
+    probe = """
+import sys
+import entrypoints.mount_worker
+heavy = ["fsspec", "s3fs", "botocore", "aiobotocore", "asyncssh", "fastapi", "hypercorn",
+         "pydantic", "dependency_injector", "adapters.http", "adapters.mounting.manager",
+         "adapters.storage.sftp", "adapters.storage.s3", "adapters.storage.fsspec_storage"]
+print(",".join(m for m in heavy if m in sys.modules))
+from adapters.storage.factory import DefaultStorageFactory
+factory = DefaultStorageFactory()
+factory.preload("sftp")
+print("asyncssh" in sys.modules, "fsspec" in sys.modules)
+print({"local", "sftp", "s3", "memory"} <= set(factory.types))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, cwd=ROOT, timeout=60, check=True
+    )
+    assert done.stdout.decode().splitlines() == ["", "True False", "True"]

@@ -26,6 +26,7 @@ from adapters.mounting.protocol import parse_mountinfo, worker_paths
 from adapters.mounting.system import is_mounted, is_stale, lock_holder
 from domain.volume import BackendSpec, Volume, VolumeSpec
 from tests.integration.fixtures.fuse_mount import Mounted, MountFactory, fuse_mount
+from tests.integration.fixtures.processes import process_gone
 
 __all__ = ["fuse_mount"]  # the fixture, imported for pytest
 
@@ -216,16 +217,6 @@ def env(tmp_path: Path) -> Iterator[Env]:
             subprocess.run(["fusermount3", "-u", "-z", entry.mountpoint], check=False)
 
 
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    return True
-
-
 LATER = {"vfs-cache-mode": "writes", "vfs-write-back": "1h"}
 
 
@@ -240,7 +231,7 @@ async def test_worker_unmounts_at_once_and_exits_after_uploading(env: Env) -> No
     assert not (env.remote / "result.bin").exists()
     await manager.unmount(volume)
     assert not is_mounted(volume.mountpoint)  # the mount went at once
-    assert wait_until(lambda: gone(pid), timeout=20)
+    assert wait_until(lambda: process_gone(pid), timeout=20)
     assert (env.remote / "result.bin").read_bytes() == payload
     assert env.holder() is None
 
@@ -304,7 +295,9 @@ async def test_mount_waits_for_a_draining_worker_then_takes_over(env: Env) -> No
 
     await manager.mount(volume)  # waits 1 s, then stops the old worker
     second = manager.worker_pid("vol")
-    assert second is not None and second != first and gone(first)
+    assert second is not None and second != first
+    # It gave the lock up, so the second could start; its process may still be exiting.
+    assert wait_until(lambda: process_gone(first))
     assert env.holder() == second  # one worker on the cache, never two
     (env.remote / "sub").unlink()
     (env.remote / "sub").mkdir()
@@ -323,7 +316,7 @@ async def test_removing_a_volume_removes_its_cache_once_uploaded(env: Env) -> No
     assert Path(volume.mountpoint, "f").read_bytes() == b"cached"
     Path(volume.mountpoint, "g").write_bytes(b"written")
     await manager.unmount(volume)
-    assert wait_until(lambda: gone(pid), timeout=20)
+    assert wait_until(lambda: process_gone(pid), timeout=20)
     cache = env.cache / "vfs" / "vol"
     assert (cache / "data" / "f").exists()  # kept while the volume exists
     await manager.discard(volume)
@@ -339,6 +332,6 @@ async def test_sigterm_unmounts_and_uploads_before_exit(env: Env) -> None:
     assert pid is not None
     Path(volume.mountpoint, "t.txt").write_bytes(b"terminated")
     os.kill(pid, signal.SIGTERM)
-    assert wait_until(lambda: gone(pid), timeout=20)
+    assert wait_until(lambda: process_gone(pid), timeout=20)
     assert not is_mounted(volume.mountpoint)
     assert (env.remote / "t.txt").read_bytes() == b"terminated"
