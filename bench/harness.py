@@ -1,6 +1,8 @@
-"""What the benchmarks run on: one sshd on loopback as the SFTP remote, one private
-dockerd, the cloudvol daemon and `rclone serve docker` as volume plugins, and
-sshfs as a plain mount, all pointed at the same remote directory tree.
+"""What the benchmarks run on: the remotes (one sshd on loopback for SFTP, one moto
+standalone server on loopback for S3, each started when a scenario first needs
+it), one private dockerd, the cloudvol daemon and `rclone serve docker` as volume
+plugins, and sshfs as a plain mount of the SFTP remote. Every target of a
+scenario is pointed at the same remote.
 
 Nothing here measures; `bench/scenarios.py` does. Every process, volume, container
 and mount made here is taken away again by `Bench.close()`.
@@ -10,17 +12,21 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import os
+import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from tests.integration.fixtures.cloudvol_daemon import PLUGIN_DIR, CloudvolDaemon
 from tests.integration.fixtures.dockerd import Dockerd
-from tests.integration.fixtures.sshd import SshdServer
+from tests.integration.fixtures.sshd import SshdServer, running_sshd
 
 MiB = 1024 * 1024
 SETTLE_TIMEOUT = 300.0  # for a mount worker to finish its uploads after its volume goes
@@ -95,6 +101,189 @@ def unique(prefix: str) -> str:
     return f"{prefix}{os.getpid()}x{time.monotonic_ns() % 10**9}"
 
 
+def running_moto(base: Path) -> contextlib.AbstractContextManager[MotoServer]:
+    """The test fixtures' moto server (tests/integration/fixtures/moto_s3.py). Imported by
+    name so that `mypy bench` does not check that module, whose boto3 has no stubs."""
+    fixture = importlib.import_module("tests.integration.fixtures.moto_s3")
+    manager: contextlib.AbstractContextManager[MotoServer] = fixture.running_moto(base)
+    return manager
+
+
+# ----- the remotes ----------------------------------------------------------------------
+
+
+class MotoServer(Protocol):
+    """What the bench uses of the fixtures' `MotoServer`."""
+
+    @property
+    def endpoint(self) -> str: ...
+    @property
+    def access_key_id(self) -> str: ...
+    @property
+    def secret_access_key(self) -> str: ...
+    def client(self, **overrides: Any) -> Any: ...
+
+
+class Remote(Protocol):
+    """Where volumes keep their data, addressed by paths relative to its root ("" is
+    the root): what a scenario needs to arrange data behind the mounts' backs and to
+    see when a write has arrived."""
+
+    name: str  # "sftp", "s3": the backend, as `--backend` names it
+
+    def options(self, path: str) -> list[str]:
+        """`docker volume create` options (the same for cloudvol and rclone)."""
+        ...
+
+    def exists(self, path: str) -> bool: ...
+
+    def put_random(self, path: str, size: int) -> str:
+        """A file of `size` random bytes at `path`; returns their md5."""
+        ...
+
+    def put_files(self, directory: str, files: dict[str, bytes]) -> None: ...
+
+    def make_dir(self, path: str) -> None: ...
+
+    def remove_tree(self, path: str) -> None: ...
+
+    def size(self, path: str) -> int | None:
+        """Bytes in the file at `path`, None while there is no such file."""
+        ...
+
+    def md5(self, path: str) -> str: ...
+
+    def warm(self, path: str) -> None:
+        """Make the server's side of reading `path` cheap (so the transport is measured)."""
+        ...
+
+
+@dataclass
+class SftpRemote:
+    """The sshd's data directory, which this host sees as plain files."""
+
+    server: SshdServer
+    name: str = "sftp"
+
+    @property
+    def root(self) -> Path:
+        return self.server.data_dir
+
+    def local(self, path: str) -> Path:
+        return self.root / path if path else self.root
+
+    def options(self, path: str) -> list[str]:
+        s = self.server
+        return [
+            "-o", "type=sftp", "-o", f"sftp-host={s.host}", "-o", f"sftp-port={s.port}",
+            "-o", f"sftp-user={s.user}", "-o", f"sftp-key-file={s.key_file}",
+            "-o", f"path={self.local(path)}",
+        ]  # fmt: skip
+
+    def exists(self, path: str) -> bool:
+        return self.local(path).exists()
+
+    def put_random(self, path: str, size: int) -> str:
+        return random_file(self.local(path), size)
+
+    def put_files(self, directory: str, files: dict[str, bytes]) -> None:
+        self.make_dir(directory)
+        for name, body in files.items():
+            (self.local(directory) / name).write_bytes(body)
+
+    def make_dir(self, path: str) -> None:
+        self.local(path).mkdir(parents=True, exist_ok=True)
+
+    def remove_tree(self, path: str) -> None:
+        shutil.rmtree(self.local(path), ignore_errors=True)
+
+    def size(self, path: str) -> int | None:
+        local = self.local(path)
+        return local.stat().st_size if local.is_file() else None
+
+    def md5(self, path: str) -> str:
+        return md5_of(self.local(path))
+
+    def warm(self, path: str) -> None:
+        read_whole(self.local(path))  # sshd then reads it from the page cache
+
+
+@dataclass
+class S3Remote:
+    """One bucket on a moto server; paths are key prefixes below it."""
+
+    server: MotoServer
+    bucket: str
+    scratch: Path  # local staging for uploads
+    name: str = "s3"
+    client: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.client = self.server.client()
+        self.client.create_bucket(Bucket=self.bucket)
+        self.scratch.mkdir(parents=True, exist_ok=True)
+
+    def options(self, path: str) -> list[str]:
+        s = self.server
+        return [
+            "-o", "type=s3", "-o", "s3-provider=Other", "-o", f"s3-endpoint={s.endpoint}",
+            "-o", f"s3-access-key-id={s.access_key_id}",
+            "-o", f"s3-secret-access-key={s.secret_access_key}",
+            "-o", f"path={self.bucket}/{path}".rstrip("/"),
+        ]  # fmt: skip
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield str(item["Key"])
+
+    def exists(self, path: str) -> bool:
+        return next(self.keys(path), None) is not None
+
+    def put_random(self, path: str, size: int) -> str:
+        staged = self.scratch / unique("up")
+        try:
+            md5 = random_file(staged, size)
+            self.client.upload_file(str(staged), self.bucket, path)
+        finally:
+            staged.unlink(missing_ok=True)
+        return md5
+
+    def put_files(self, directory: str, files: dict[str, bytes]) -> None:
+        def put(item: tuple[str, bytes]) -> None:
+            self.client.put_object(Bucket=self.bucket, Key=f"{directory}/{item[0]}", Body=item[1])
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(put, files.items()))
+
+    def make_dir(self, path: str) -> None:
+        pass  # a prefix needs no object before the first key below it
+
+    def remove_tree(self, path: str) -> None:
+        keys = [{"Key": key} for key in self.keys(f"{path}/")]
+        for i in range(0, len(keys), 1000):
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys[i : i + 1000]})
+
+    def size(self, path: str) -> int | None:
+        try:
+            return int(self.client.head_object(Bucket=self.bucket, Key=path)["ContentLength"])
+        except self.client.exceptions.ClientError:
+            return None
+
+    def md5(self, path: str) -> str:
+        digest = hashlib.md5()
+        body = self.client.get_object(Bucket=self.bucket, Key=path)["Body"]
+        for chunk in body.iter_chunks(4 * MiB):
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    def warm(self, path: str) -> None:
+        pass  # moto keeps its objects in memory
+
+
 # ----- the plugins ----------------------------------------------------------------------
 
 
@@ -121,6 +310,10 @@ class RcloneDaemon:
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         PLUGIN_DIR.mkdir(parents=True, exist_ok=True)
+        # rclone's S3 client (AWS SDK for Go v1) fails every s3 volume with
+        # LoadCustomCABundleError when AWS_CA_BUNDLE is set, as it cannot put a CA bundle
+        # into rclone's own HTTP transport; the remotes here are plain http on loopback.
+        env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
         with open(self.log_file, "ab") as log:
             self.proc = subprocess.Popen(
                 [
@@ -128,7 +321,7 @@ class RcloneDaemon:
                     "--base-dir", str(self.base_dir), "--cache-dir", str(self.root / "cache"),
                     "--config", str(self.root / "rclone.conf"), "-v",
                 ],
-                stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+                stdout=subprocess.DEVNULL, stderr=log, start_new_session=True, env=env,
             )  # fmt: skip
         deadline = time.monotonic() + 30
         while not self.socket.exists():
@@ -161,7 +354,7 @@ class VolumeTarget:
 
     label: str  # "cloudvol (writes)", "rclone (off)"...
     driver: str
-    options: tuple[str, ...]  # -o key=value pairs beyond the SFTP ones
+    options: tuple[str, ...]  # -o key=value pairs beyond the remote's
     pid_of: Callable[[str], int]  # the process serving a mounted volume, by volume name
     settle: Callable[[str], None] = lambda _volume: None  # wait out work left after rm
 
@@ -172,17 +365,47 @@ class VolumeTarget:
 class Bench:
     """The shared environment of one benchmark run."""
 
-    def __init__(self, root: Path, server: SshdServer, docker: Dockerd) -> None:
+    def __init__(self, root: Path, docker: Dockerd) -> None:
         self.root = root
-        self.server = server
         self.docker = docker
-        self.data = server.data_dir  # the remote's tree, as the sshd host sees it
         self.cloudvol: CloudvolDaemon | None = None
         self.rclone: RcloneDaemon | None = None
+        self._sftp: SftpRemote | None = None
+        self._s3: S3Remote | None = None
         self._cleanup = contextlib.ExitStack()
+        self._servers = contextlib.ExitStack()  # closed after the plugins that use them
 
     def close(self) -> None:
-        self._cleanup.close()
+        try:
+            self._cleanup.close()
+        finally:
+            self._servers.close()
+
+    # --- remotes ---
+
+    @property
+    def sftp(self) -> SftpRemote:
+        if self._sftp is None:
+            self._sftp = SftpRemote(self._servers.enter_context(running_sshd(self.root / "ssh")))
+        return self._sftp
+
+    @property
+    def s3(self) -> S3Remote:
+        if self._s3 is None:
+            server = self._servers.enter_context(running_moto(self.root / "moto"))
+            self._s3 = S3Remote(server, "bench", self.root / "s3-staging")
+        return self._s3
+
+    def remote(self, backend: str) -> Remote:
+        remotes: dict[str, Callable[[], Remote]] = {
+            "sftp": lambda: self.sftp,
+            "s3": lambda: self.s3,
+        }
+        return remotes[backend]()
+
+    @property
+    def started_remotes(self) -> list[Remote]:
+        return [r for r in (self._sftp, self._s3) if r is not None]
 
     # --- plugins ---
 
@@ -240,21 +463,14 @@ class Bench:
         label = f"rclone ({mode})" if mode else "rclone"
         return VolumeTarget(label, daemon.driver, options, lambda _volume: proc.pid)
 
-    def sftp_options(self, path: Path) -> list[str]:
-        s = self.server
-        return [
-            "-o", "type=sftp", "-o", f"sftp-host={s.host}", "-o", f"sftp-port={s.port}",
-            "-o", f"sftp-user={s.user}", "-o", f"sftp-key-file={s.key_file}", "-o", f"path={path}",
-        ]  # fmt: skip
-
     # --- volumes and containers ---
 
     @contextlib.contextmanager
-    def volume(self, target: VolumeTarget, path: Path) -> Iterator[str]:
-        """A fresh volume of `target` on the remote directory `path`; removed after."""
+    def volume(self, target: VolumeTarget, remote: Remote, path: str = "") -> Iterator[str]:
+        """A fresh volume of `target` on `path` of `remote`; removed after."""
         name = unique("bench")
         self.docker.run(
-            "volume", "create", "-d", target.driver, *self.sftp_options(path), *target.options, name
+            "volume", "create", "-d", target.driver, *remote.options(path), *target.options, name
         )
         try:
             yield name
@@ -263,9 +479,11 @@ class Bench:
             target.settle(name)
 
     @contextlib.contextmanager
-    def held(self, target: VolumeTarget, path: Path) -> Iterator[tuple[Path, str]]:
+    def held(
+        self, target: VolumeTarget, remote: Remote, path: str = ""
+    ) -> Iterator[tuple[Path, str]]:
         """A volume kept mounted by a sleeping container; yields its host mountpoint."""
-        with self.volume(target, path) as name:
+        with self.volume(target, remote, path) as name:
             holder = f"{name}-holder"
             try:
                 self.docker.run(
@@ -299,14 +517,14 @@ class Bench:
     # --- sshfs ---
 
     @contextlib.contextmanager
-    def sshfs(self, remote_dir: Path) -> Iterator[tuple[Path, int]]:
-        """sshfs of `remote_dir` in the foreground; yields its mountpoint and pid."""
+    def sshfs(self, path: str = "") -> Iterator[tuple[Path, int]]:
+        """sshfs of `path` of the SFTP remote in the foreground; yields its mountpoint and pid."""
         mountpoint = self.root / unique("sshfs")
         mountpoint.mkdir()
-        s = self.server
+        s = self.sftp.server
         proc = subprocess.Popen(
             [
-                "sshfs", f"{s.user}@{s.host}:{remote_dir}", str(mountpoint), "-f",
+                "sshfs", f"{s.user}@{s.host}:{self.sftp.local(path)}", str(mountpoint), "-f",
                 "-p", str(s.port), "-o", f"IdentityFile={s.key_file}",
                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
             ],

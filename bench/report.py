@@ -68,7 +68,8 @@ def render(results: list[Result], command: str, summary: str, environment: str) 
         environment,
         "",
         "Ratio: how many times better cloudvol is than the reference (faster, or less"
-        " memory); above 1 cloudvol wins. Goal: the target from issue 4.",
+        " memory); above 1 cloudvol wins. Goal: the target from issue 4"
+        " (SFTP rows) or issue 3 (rows marked S3).",
         "",
         "| scenario | unit | cloudvol | reference | reference's figure | ratio | goal |",
         "|---|---|---|---|---|---|---|",

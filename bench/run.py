@@ -1,6 +1,8 @@
 """Side-by-side benchmarks: cloudvol against `rclone serve docker` (Debian's
 rclone 1.60.1), sshfs and the local disk, all on the same OpenSSH server on
-loopback, in one run.
+loopback (--backend sftp, issue 4), or cloudvol's S3 volumes against rclone's s3
+backend, both on the same moto standalone S3 server on loopback (--backend s3,
+issue 3); in one run.
 
 cloudvol and rclone serve Docker volumes; sshfs is a plain mount (bind-mounted
 into containers where a scenario runs in one). Each figure is a median of
@@ -20,7 +22,15 @@ Scenarios (--scenarios, comma-separated; default all):
           the --size-mib file, default flags
   list    ls -l of a directory of --files files, cold and warm
 
-    make bench                       # every scenario at full size
+S3 scenarios (--backend s3, or name them in --scenarios; sshfs does not take part):
+  s3-read   sequential read of an --s3-mib object, cache mode off
+  s3-write  sequential write of an --s3-mib file in a container until the object is
+            whole in the bucket: cloudvol in its default cache mode off (it streams),
+            rclone in mode off
+  s3-list   ls -l of a prefix of --files objects, cold and warm
+
+    make bench                       # every SFTP scenario at full size
+    python bench/run.py --backend s3 # every S3 scenario at full size
     python bench/run.py --quick      # everything scaled down: a smoke run
     python bench/run.py --scenarios read,memory --repeat 5
 """
@@ -39,15 +49,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import Bench
 from bench.report import Result, render
-from bench.scenarios import SCENARIOS, Config
+from bench.scenarios import BACKENDS, SCENARIOS, Config
 from tests.integration.fixtures.dockerd import running_dockerd
-from tests.integration.fixtures.sshd import running_sshd
 
 FULL = {
     "size_mib": 1024,
     "write_mib": 512,
     "small_files": 300,
     "files": 2000,
+    "s3_mib": 256,
     "repeat": 3,
     "undelivered_wait": 120.0,
 }
@@ -56,6 +66,7 @@ QUICK = {
     "write_mib": 32,
     "small_files": 30,
     "files": 200,
+    "s3_mib": 32,
     "repeat": 1,
     "undelivered_wait": 15.0,
 }
@@ -74,12 +85,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="scale every size down for a smoke run, and only print the table "
         "unless --results is given",
     )
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument(
+        "--backend",
+        choices=[*BACKENDS, "all"],
+        default="sftp",
+        help="the remote whose scenarios run when --scenarios is not given (sftp)",
+    )
+    parser.add_argument("--scenarios", help="comma-separated; overrides --backend")
     parser.add_argument("--targets", default=",".join(TARGETS), help="cloudvol is always measured")
     parser.add_argument("--size-mib", type=int, help="read, cached and memory file (1024)")
     parser.add_argument("--write-mib", type=int, help="file written in a container (512)")
     parser.add_argument("--small-files", type=int, help="small files in one container (300)")
-    parser.add_argument("--files", type=int, help="files in the listed directory (2000)")
+    parser.add_argument(
+        "--files", type=int, help="files in the listed directory or S3 prefix (2000)"
+    )
+    parser.add_argument("--s3-mib", type=int, help="S3 object read, and file written (256)")
     parser.add_argument("--repeat", type=int, help="runs per figure, median reported (3)")
     parser.add_argument(
         "--undelivered-wait",
@@ -96,6 +116,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             setattr(args, key, value)
     if args.results is None and not args.quick:
         args.results = Path(__file__).parent / "RESULTS.md"
+    if args.scenarios is None:
+        backends = list(BACKENDS) if args.backend == "all" else [args.backend]
+        args.scenarios = ",".join(name for b in backends for name in BACKENDS[b])
     unknown = set(args.scenarios.split(",")) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
@@ -115,12 +138,18 @@ def version(argv: list[str], word: str) -> str:
     return next((line.strip() for line in lines if word in line), f"{word} ?")
 
 
-def environment() -> str:
-    return (
-        f"Machine: {os.cpu_count()} cores, Linux {platform.release()}; SFTP over loopback to "
-        f"{version(['ssh', '-V'], 'OpenSSH')}; {version(['rclone', 'version'], 'rclone')}; "
-        f"{version(['sshfs', '--version'], 'SSHFS')}."
-    )
+def environment(backends: list[str]) -> str:
+    parts = [f"Machine: {os.cpu_count()} cores, Linux {platform.release()}"]
+    if "sftp" in backends:
+        parts.append(f"SFTP over loopback to {version(['ssh', '-V'], 'OpenSSH')}")
+    if "s3" in backends:
+        import moto
+
+        parts.append(f"S3 over loopback to moto {moto.__version__} (standalone server)")
+    parts.append(version(["rclone", "version"], "rclone"))
+    if "sftp" in backends:
+        parts.append(version(["sshfs", "--version"], "SSHFS"))
+    return "; ".join(parts) + "."
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         write_mib=args.write_mib,
         small_files=args.small_files,
         files=args.files,
+        s3_mib=args.s3_mib,
         repeat=args.repeat,
         undelivered_wait=args.undelivered_wait,
         targets=frozenset(args.targets.split(",")) | {"cloudvol"},
@@ -141,20 +171,21 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="cvb", dir="/tmp") as tmp:
         root = Path(tmp)
         (root / "d").mkdir()
-        with running_sshd(root / "ssh") as server, running_dockerd(root / "d") as docker:
-            bench = Bench(root, server, docker)
+        with running_dockerd(root / "d") as docker:
+            bench = Bench(root, docker)  # starts each remote when a scenario first needs it
             try:
                 for name in chosen:
                     print(f"scenario {name}:", flush=True)
                     results.extend(SCENARIOS[name](bench, cfg))
             finally:
+                backends = [remote.name for remote in bench.started_remotes]
                 bench.close()
 
     summary = (
         f"{'quick smoke run, ' if args.quick else ''}scenarios {', '.join(chosen)}; "
         f"median of {cfg.repeat}"
     )
-    table = render(results, command.strip(), summary, environment())
+    table = render(results, command.strip(), summary, environment(backends))
     print(table)
     if args.results is not None:
         with open(args.results, "a") as fh:

@@ -1,11 +1,13 @@
-"""The benchmark scenarios of issue 4, each measuring cloudvol and its references in
-the same run. A scenario returns `Result`s; a target that fails is reported as
-failed in its cell and the others still run."""
+"""The benchmark scenarios of issue 4 (SFTP) and issue 3 (S3), each measuring cloudvol
+and its references on the same remote in the same run. A scenario returns `Result`s;
+a target that fails is reported as failed in its cell and the others still run.
+
+read, write and list are each written once and run per backend: `read` on the SFTP
+remote, `s3-read` on the S3 one (see `BACKENDS`)."""
 
 from __future__ import annotations
 
 import contextlib
-import shutil
 import statistics
 import subprocess
 import time
@@ -18,9 +20,9 @@ from pathlib import Path
 from bench.harness import (
     Bench,
     MiB,
+    Remote,
     VolumeTarget,
     drop_page_cache,
-    md5_of,
     random_file,
     read_whole,
     timed,
@@ -35,7 +37,8 @@ class Config:
     size_mib: int  # the file read sequentially, re-read from the cache, streamed for memory
     write_mib: int  # the file written in a container
     small_files: int  # files written then read in one container
-    files: int  # files in the listed directory
+    files: int  # files in the listed directory (objects under the listed prefix on S3)
+    s3_mib: int  # the object read, and the one written, on S3
     repeat: int
     undelivered_wait: float  # how long after the container exits a write may take to arrive
     targets: frozenset[str]  # of cloudvol, rclone, sshfs
@@ -63,20 +66,19 @@ def median_of(repeat: int, once: Callable[[], float]) -> Figure:
 # ----- files on the remote ----------------------------------------------------------------
 
 
-def big_file(bench: Bench, cfg: Config) -> Path:
-    path = bench.data / "big.bin"
-    if not path.exists():
-        print(f"making a {cfg.size_mib} MiB file on the remote ...", flush=True)
-        random_file(path, cfg.size_mib * MiB)
+def big_file(remote: Remote, mib: int) -> str:
+    path = f"big-{mib}.bin"
+    if not remote.exists(path):
+        print(f"making a {mib} MiB file on the {remote.name} remote ...", flush=True)
+        remote.put_random(path, mib * MiB)
     return path
 
 
-def listing_dir(bench: Bench, cfg: Config) -> Path:
-    path = bench.data / "many"
-    if not path.exists():
-        path.mkdir()
-        for i in range(cfg.files):
-            (path / f"file-{i:05d}.txt").write_bytes(b"x" * (i % 512))
+def listing_dir(remote: Remote, cfg: Config) -> str:
+    path = f"many-{cfg.files}"
+    if not remote.exists(path):
+        print(f"making {cfg.files} files on the {remote.name} remote ...", flush=True)
+        remote.put_files(path, {f"file-{i:05d}.txt": b"x" * (i % 512) for i in range(cfg.files)})
     return path
 
 
@@ -90,26 +92,27 @@ def source_dir(bench: Bench) -> Path:
 # ----- mounts seen from the host --------------------------------------------------------
 
 
-def held_mount(bench: Bench, target: VolumeTarget, path: Path) -> Mount:
+def held_mount(bench: Bench, target: VolumeTarget, remote: Remote, path: str = "") -> Mount:
     @contextlib.contextmanager
     def mount() -> Iterator[tuple[Path, int]]:
-        with bench.held(target, path) as (mountpoint, name):
+        with bench.held(target, remote, path) as (mountpoint, name):
             yield mountpoint, target.pid_of(name)
 
     return mount
 
 
-def sshfs_mount(bench: Bench, path: Path) -> Mount:
+def sshfs_mount(bench: Bench, path: str = "") -> Mount:
     return lambda: bench.sshfs(path)
 
 
-def off_mode_mounts(bench: Bench, cfg: Config, path: Path) -> dict[str, Mount]:
-    """cloudvol and its references with default flags (cache mode off)."""
-    mounts = {"cloudvol": held_mount(bench, bench.cloudvol_target(None), path)}
+def off_mode_mounts(bench: Bench, cfg: Config, remote: Remote) -> dict[str, Mount]:
+    """cloudvol and its references with default flags (cache mode off) on `remote`'s root;
+    sshfs only on the SFTP remote."""
+    mounts = {"cloudvol": held_mount(bench, bench.cloudvol_target(None), remote)}
     if "rclone" in cfg.targets:
-        mounts["rclone (off)"] = held_mount(bench, bench.rclone_target(None), path)
-    if "sshfs" in cfg.targets:
-        mounts["sshfs"] = sshfs_mount(bench, path)
+        mounts["rclone (off)"] = held_mount(bench, bench.rclone_target(None), remote)
+    if "sshfs" in cfg.targets and remote.name == "sftp":
+        mounts["sshfs"] = sshfs_mount(bench)
     return mounts
 
 
@@ -129,36 +132,42 @@ def result(
 # ----- the scenarios --------------------------------------------------------------------
 
 
-def sequential_read(bench: Bench, cfg: Config) -> list[Result]:
-    big = big_file(bench, cfg)
-    size = big.stat().st_size
+def sequential_read(bench: Bench, cfg: Config, backend: str) -> list[Result]:
+    remote = bench.remote(backend)
+    mib = cfg.s3_mib if backend == "s3" else cfg.size_mib
+    big = big_file(remote, mib)
 
     def measure(mount: Mount) -> Figure:
         def once() -> float:
             with mount() as (mountpoint, _pid):
                 drop_page_cache()
-                read_whole(big)  # the sshd side reads from memory: measure the transport
-                return size / MiB / timed(lambda: read_whole(mountpoint / big.name))
+                remote.warm(big)  # the server reads from memory: measure the transport
+                return mib / timed(lambda: read_whole(mountpoint / big))
 
         return median_of(cfg.repeat, once)
 
     figures = {
         label: attempt(label, partial(measure, mount))
-        for label, mount in off_mode_mounts(bench, cfg, bench.data).items()
+        for label, mount in off_mode_mounts(bench, cfg, remote).items()
+    }
+    goals = {
+        "sftp": {"rclone (off)": ">= 1.3x", "sshfs": "aim 1.0x"},
+        "s3": {"rclone (off)": ">= 1.0x"},
     }
     return [
         result(
-            f"sequential read of {cfg.size_mib} MiB, cache mode off",
+            f"{prefix(backend)}sequential read of {mib} MiB, cache mode off",
             "MiB/s",
             True,
             figures,
-            {"rclone (off)": ">= 1.3x", "sshfs": "aim 1.0x"},
+            goals[backend],
         )
     ]
 
 
-def listing(bench: Bench, cfg: Config) -> list[Result]:
-    directory = listing_dir(bench, cfg)
+def listing(bench: Bench, cfg: Config, backend: str) -> list[Result]:
+    remote = bench.remote(backend)
+    directory = listing_dir(remote, cfg)
 
     def ls(path: Path) -> float:
         return timed(
@@ -169,26 +178,33 @@ def listing(bench: Bench, cfg: Config) -> list[Result]:
         cold = []
         for _ in range(cfg.repeat):
             with mount() as (mountpoint, _pid):
-                cold.append(ls(mountpoint / directory.name))
-                warm.append(ls(mountpoint / directory.name))
+                cold.append(ls(mountpoint / directory))
+                warm.append(ls(mountpoint / directory))
         return Figure(statistics.median(cold))
 
     colds: dict[str, Figure] = {}
     warms: dict[str, Figure] = {}
-    for label, mount in off_mode_mounts(bench, cfg, bench.data).items():
+    for label, mount in off_mode_mounts(bench, cfg, remote).items():
         warm: list[float] = []
         colds[label] = attempt(f"{label} (cold, then warm)", partial(measure, mount, warm))
         warms[label] = Figure(statistics.median(warm)) if warm else colds[label]
+    what = f"{prefix(backend)}ls -l of {cfg.files} {'objects under a prefix' if backend == 's3' else 'files'}"
     return [
-        result(f"ls -l of {cfg.files} files, cold", "s", False, colds, {}, 3),
-        result(f"ls -l of {cfg.files} files, warm", "s", False, warms, {}, 3),
+        result(f"{what}, cold", "s", False, colds, {}, 3),
+        result(f"{what}, warm", "s", False, warms, {}, 3),
     ]
 
 
 def _await_delivery(
-    proc: subprocess.Popen[bytes], remote: Path, size: int, md5: str, start: float, cfg: Config
+    proc: subprocess.Popen[bytes],
+    remote: Remote,
+    path: str,
+    size: int,
+    md5: str,
+    start: float,
+    cfg: Config,
 ) -> Figure:
-    """Seconds from `start` until `remote` has `size` bytes of the right content.
+    """Seconds from `start` until `path` on `remote` has `size` bytes of the right content.
 
     The clock stops when the size is right; the md5 (not timed) must then match,
     else polling goes on. A container that exited `undelivered_wait` ago without
@@ -201,8 +217,8 @@ def _await_delivery(
             if proc.returncode != 0:
                 assert proc.stderr is not None
                 raise RuntimeError(f"container failed: {proc.stderr.read().decode().strip()}")
-        if remote.is_file() and remote.stat().st_size == size:
-            if md5_of(remote) == md5:
+        if remote.size(path) == size:
+            if remote.md5(path) == md5:
                 proc.wait(timeout=600)
                 return Figure(now - start)
         if exited_at is not None and now - exited_at > cfg.undelivered_wait:
@@ -210,37 +226,43 @@ def _await_delivery(
         time.sleep(0.05)
 
 
-def sequential_write(bench: Bench, cfg: Config) -> list[Result]:
+DataMount = Callable[[str], contextlib.AbstractContextManager[str]]  # path -> docker -v source
+
+
+def sequential_write(bench: Bench, cfg: Config, backend: str) -> list[Result]:
+    """On SFTP cloudvol in cache mode writes against rclone in mode off (and once in
+    mode writes) and sshfs; on S3 cloudvol in its default mode off, which streams,
+    against rclone in mode off."""
+    remote = bench.remote(backend)
+    mib = cfg.s3_mib if backend == "s3" else cfg.write_mib
     src = source_dir(bench)
-    size = cfg.write_mib * MiB
-    md5 = random_file(src / "write.bin", size)
+    size = mib * MiB
+    md5 = random_file(src / f"write-{mib}.bin", size)
     image = bench.docker.image
 
-    def write_once(
-        data_mount: Callable[[Path], contextlib.AbstractContextManager[str]],
-    ) -> float | Figure:
-        remote_dir = bench.data / unique("w")
-        remote_dir.mkdir()
+    def write_once(data_mount: DataMount) -> float | Figure:
+        remote_dir = unique("w")
+        remote.make_dir(remote_dir)
         try:
             with data_mount(remote_dir) as source:
                 start = time.perf_counter()
                 proc = bench.container(
                     "-v", f"{source}:/data", "-v", f"{src}:/src:ro", image,
-                    "dd", "if=/src/write.bin", "of=/data/out", "bs=1M",
+                    "dd", f"if=/src/write-{mib}.bin", "of=/data/out", "bs=1M",
                 )  # fmt: skip
                 try:
-                    figure = _await_delivery(proc, remote_dir / "out", size, md5, start, cfg)
+                    figure = _await_delivery(
+                        proc, remote, f"{remote_dir}/out", size, md5, start, cfg
+                    )
                 finally:
                     if proc.poll() is None:
                         proc.kill()
                     proc.wait()
                 return figure.value if figure.value is not None else figure
         finally:
-            shutil.rmtree(remote_dir, ignore_errors=True)
+            remote.remove_tree(remote_dir)
 
-    def measure(
-        data_mount: Callable[[Path], contextlib.AbstractContextManager[str]], repeat: int
-    ) -> Figure:
+    def measure(data_mount: DataMount, repeat: int) -> Figure:
         times = []
         for _ in range(repeat):
             outcome = write_once(data_mount)
@@ -249,38 +271,43 @@ def sequential_write(bench: Bench, cfg: Config) -> list[Result]:
             times.append(outcome)
         return Figure(statistics.median(times), "one run" if repeat == 1 < cfg.repeat else "")
 
-    def volume(target: VolumeTarget) -> Callable[[Path], contextlib.AbstractContextManager[str]]:
-        return lambda path: bench.volume(target, path)
+    def volume(target: VolumeTarget) -> DataMount:
+        return lambda path: bench.volume(target, remote, path)
 
     @contextlib.contextmanager
-    def sshfs(path: Path) -> Iterator[str]:
+    def sshfs(path: str) -> Iterator[str]:
         with bench.sshfs(path) as (mountpoint, _pid):
             yield str(mountpoint)
 
+    ours = "writes" if backend == "sftp" else None  # None: the default, mode off
+    ours_label = f"cloudvol ({ours or 'off, default'})"
     figures = {
         "cloudvol": attempt(
-            "cloudvol (writes)",
-            lambda: measure(volume(bench.cloudvol_target("writes")), cfg.repeat),
+            ours_label, lambda: measure(volume(bench.cloudvol_target(ours)), cfg.repeat)
         )
     }
     if "rclone" in cfg.targets:
         figures["rclone (off)"] = attempt(
             "rclone (off)", lambda: measure(volume(bench.rclone_target("off")), cfg.repeat)
         )
-        # Never delivered once the container exits (issue 4): one bounded try shows it.
-        figures["rclone (writes)"] = attempt(
-            "rclone (writes)", lambda: measure(volume(bench.rclone_target("writes")), 1)
-        )
-    if "sshfs" in cfg.targets:
+        if backend == "sftp":
+            # Never delivered once the container exits (issue 4): one bounded try shows it.
+            figures["rclone (writes)"] = attempt(
+                "rclone (writes)", lambda: measure(volume(bench.rclone_target("writes")), 1)
+            )
+    if "sshfs" in cfg.targets and backend == "sftp":
         figures["sshfs"] = attempt("sshfs", lambda: measure(sshfs, cfg.repeat))
+    where = "in the bucket" if backend == "s3" else "on the remote"
+    mode = "writes" if ours else "off (default, streams)"
+    goals = {"sftp": {"rclone (off)": ">= 1.3x"}, "s3": {"rclone (off)": ">= 1.0x"}}
     return [
         result(
-            f"sequential write of {cfg.write_mib} MiB in a container until whole on the remote,"
-            " cloudvol in cache mode writes",
+            f"{prefix(backend)}sequential write of {mib} MiB in a container until whole {where},"
+            f" cloudvol in cache mode {mode}",
             "s",
             False,
             figures,
-            {"rclone (off)": ">= 1.3x"},
+            goals[backend],
         )
     ]
 
@@ -304,24 +331,26 @@ def small_files(bench: Bench, cfg: Config) -> list[Result]:
 
         return timed(go)
 
+    remote = bench.sftp
+
     def on_volume(target: VolumeTarget) -> Figure:
         def once() -> float:
-            remote_dir = bench.data / unique("s")
-            remote_dir.mkdir()
+            remote_dir = unique("s")
+            remote.make_dir(remote_dir)
             try:
-                with bench.volume(target, remote_dir) as name:
+                with bench.volume(target, remote, remote_dir) as name:
                     return run(
                         "-v", f"{name}:/data", "-v", f"{src}:/src:ro", image, "sh", "-c", script
                     )
             finally:
-                shutil.rmtree(remote_dir, ignore_errors=True)
+                remote.remove_tree(remote_dir)
 
         return median_of(cfg.repeat, once)
 
     def on_sshfs() -> Figure:
         def once() -> float:
-            remote_dir = bench.data / unique("s")
-            remote_dir.mkdir()
+            remote_dir = unique("s")
+            remote.make_dir(remote_dir)
             try:
                 with bench.sshfs(remote_dir) as (mountpoint, _pid):
                     return run(
@@ -335,13 +364,13 @@ def small_files(bench: Bench, cfg: Config) -> list[Result]:
                         script,
                     )
             finally:
-                shutil.rmtree(remote_dir, ignore_errors=True)
+                remote.remove_tree(remote_dir)
 
         return median_of(cfg.repeat, once)
 
     def mount_only(target: VolumeTarget) -> Figure:
         def once() -> float:
-            with bench.volume(target, bench.data) as name:
+            with bench.volume(target, remote) as name:
                 return run("-v", f"{name}:/data", image, "true")
 
         return median_of(cfg.repeat, once)
@@ -392,20 +421,21 @@ def small_files(bench: Bench, cfg: Config) -> list[Result]:
 
 
 def cached_reread(bench: Bench, cfg: Config) -> list[Result]:
-    big = big_file(bench, cfg)
-    size = big.stat().st_size
+    remote = bench.sftp
+    big = big_file(remote, cfg.size_mib)
+    mib = cfg.size_mib
 
     def local() -> float:
         drop_page_cache()
-        return size / MiB / timed(lambda: read_whole(big))
+        return mib / timed(lambda: read_whole(remote.local(big)))
 
     def measure(target: VolumeTarget) -> Figure:
-        with bench.held(target, bench.data) as (mountpoint, _name):
-            read_whole(mountpoint / big.name)  # fills the cache
+        with bench.held(target, remote) as (mountpoint, _name):
+            read_whole(mountpoint / big)  # fills the cache
 
             def once() -> float:
                 drop_page_cache()  # the re-read comes from the cache file on disk
-                return size / MiB / timed(lambda: read_whole(mountpoint / big.name))
+                return mib / timed(lambda: read_whole(mountpoint / big))
 
             return median_of(cfg.repeat, once)
 
@@ -429,16 +459,17 @@ def cached_reread(bench: Bench, cfg: Config) -> list[Result]:
 
 
 def peak_memory(bench: Bench, cfg: Config) -> list[Result]:
-    big = big_file(bench, cfg)
+    remote = bench.sftp
+    big = big_file(remote, cfg.size_mib)
 
     def measure(mount: Mount) -> Figure:
         with mount() as (mountpoint, pid):
-            read_whole(mountpoint / big.name)
+            read_whole(mountpoint / big)
             return Figure(vm_hwm_mib(pid))
 
     figures = {
         "cloudvol": attempt(
-            "cloudvol", lambda: measure(held_mount(bench, bench.cloudvol_target(None), bench.data))
+            "cloudvol", lambda: measure(held_mount(bench, bench.cloudvol_target(None), remote))
         )
     }
     if "rclone" in cfg.targets:
@@ -446,13 +477,13 @@ def peak_memory(bench: Bench, cfg: Config) -> list[Result]:
         def rclone() -> Figure:
             daemon = bench.start_rclone(fresh=True)  # its peak so far is this stream's alone
             try:
-                return measure(held_mount(bench, bench.rclone_target(None, daemon), bench.data))
+                return measure(held_mount(bench, bench.rclone_target(None, daemon), remote))
             finally:
                 daemon.stop()
 
         figures["rclone (whole process)"] = attempt("rclone", rclone)
     if "sshfs" in cfg.targets:
-        figures["sshfs"] = attempt("sshfs", lambda: measure(sshfs_mount(bench, bench.data)))
+        figures["sshfs"] = attempt("sshfs", lambda: measure(sshfs_mount(bench)))
     return [
         result(
             f"peak memory (VmHWM) of the mount worker streaming {cfg.size_mib} MiB,"
@@ -466,11 +497,26 @@ def peak_memory(bench: Bench, cfg: Config) -> list[Result]:
     ]
 
 
-SCENARIOS: dict[str, Callable[[Bench, Config], list[Result]]] = {
-    "read": sequential_read,
-    "write": sequential_write,
+def prefix(backend: str) -> str:
+    """How a scenario's row names its backend: SFTP rows keep their issue-4 names."""
+    return "S3: " if backend == "s3" else ""
+
+
+Scenario = Callable[[Bench, Config], list[Result]]
+
+SCENARIOS: dict[str, Scenario] = {
+    "read": partial(sequential_read, backend="sftp"),
+    "write": partial(sequential_write, backend="sftp"),
     "small": small_files,
     "cached": cached_reread,
     "memory": peak_memory,
-    "list": listing,
+    "list": partial(listing, backend="sftp"),
+    "s3-read": partial(sequential_read, backend="s3"),
+    "s3-write": partial(sequential_write, backend="s3"),
+    "s3-list": partial(listing, backend="s3"),
+}
+# The scenarios `--backend` selects.
+BACKENDS: dict[str, list[str]] = {
+    "sftp": ["read", "write", "small", "cached", "memory", "list"],
+    "s3": ["s3-read", "s3-write", "s3-list"],
 }

@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of cloudvol; run with `python bench/run.py`."""
