@@ -26,17 +26,6 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
-def sftp_opts(server: SshdServer, path: Path) -> list[str]:
-    return [
-        "-o", "type=sftp",
-        "-o", f"sftp-host={server.host}",
-        "-o", f"sftp-port={server.port}",
-        "-o", f"sftp-user={server.user}",
-        "-o", f"sftp-key-file={server.key_file}",
-        "-o", f"path={path}",
-    ]  # fmt: skip
-
-
 @pytest.fixture
 def docker_env(
     dockerd: Dockerd, cloudvol_daemon: CloudvolDaemon
@@ -63,7 +52,7 @@ def test_sftp_volume_user_story(
     remote_dir = sshd.data_dir / "srv-data"
     remote_dir.mkdir()
     name = unique("vol")
-    create(docker, daemon, name, *sftp_opts(sshd, remote_dir))
+    create(docker, daemon, name, *sshd.volume_options(remote_dir))
 
     assert docker.in_container(name, "echo hi > /data/x; cat /data/x") == "hi\n"
     assert (remote_dir / "x").read_text() == "hi\n"
@@ -116,7 +105,7 @@ def test_two_containers_share_a_volume_and_rm_is_refused_while_in_use(
 ) -> None:
     docker, daemon = docker_env
     name = unique("shared")
-    create(docker, daemon, name, *sftp_opts(sshd, sshd.data_dir))
+    create(docker, daemon, name, *sshd.volume_options(sshd.data_dir))
     holder = unique("holder")
     docker.start_holder(name, holder)
 
@@ -153,7 +142,7 @@ def test_bad_option_fails_create_with_its_name(
         "create",
         "-d",
         daemon.driver,
-        *sftp_opts(sshd, sshd.data_dir),
+        *sshd.volume_options(sshd.data_dir),
         "-o",
         option,
         name,
@@ -173,7 +162,7 @@ def test_unreachable_remote_fails_create_with_the_cause(
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     name = unique("down")
-    opts = sftp_opts(sshd, sshd.data_dir)
+    opts = sshd.volume_options(sshd.data_dir)
     opts[opts.index(f"sftp-port={sshd.port}")] = f"sftp-port={closed_port}"
     result = docker.run(
         "volume", "create", "-d", daemon.driver, *opts, name, check=False, timeout=130
@@ -189,8 +178,8 @@ def test_state_brings_volumes_back_after_sigkill(
     idle, busy = unique("idle"), unique("busy")
     remote_dir = sshd.data_dir / "keep"
     remote_dir.mkdir()
-    create(docker, daemon, idle, *sftp_opts(sshd, remote_dir))
-    create(docker, daemon, busy, *sftp_opts(sshd, remote_dir))
+    create(docker, daemon, idle, *sshd.volume_options(remote_dir))
+    create(docker, daemon, busy, *sshd.volume_options(remote_dir))
     holder = unique("holder")
     docker.start_holder(busy, holder)
 
@@ -217,7 +206,7 @@ def test_clean_stop_unmounts_and_keeps_volumes(
 ) -> None:
     docker, daemon = docker_env
     name = unique("stop")
-    create(docker, daemon, name, *sftp_opts(sshd, sshd.data_dir))
+    create(docker, daemon, name, *sshd.volume_options(sshd.data_dir))
     holder = unique("holder")
     docker.start_holder(name, holder)
 

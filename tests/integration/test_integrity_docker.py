@@ -40,17 +40,6 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
-def sftp_opts(server: SshdServer, path: Path) -> list[str]:
-    return [
-        "-o", "type=sftp",
-        "-o", f"sftp-host={server.host}",
-        "-o", f"sftp-port={server.port}",
-        "-o", f"sftp-user={server.user}",
-        "-o", f"sftp-key-file={server.key_file}",
-        "-o", f"path={path}",
-    ]  # fmt: skip
-
-
 def random_file(path: Path, size: int) -> str:
     """Write `size` random bytes to `path`; returns their md5."""
     data = os.urandom(size)
@@ -169,7 +158,7 @@ def test_upload_pending_at_sigkill_of_daemon_and_worker_reaches_the_remote_after
     md5 = random_file(src / "big", 20 * MiB)
     name = unique("kill")
     docker.run(
-        "volume", "create", "-d", daemon.driver, *sftp_opts(sshd, remote),
+        "volume", "create", "-d", daemon.driver, *sshd.volume_options(remote),
         "-o", "vfs-cache-mode=writes", "-o", "vfs-write-back=30s", name,
     )  # fmt: skip
 
@@ -210,7 +199,7 @@ def test_four_containers_writing_to_one_volume_at_once_all_land_complete(
     md5s = {i: random_file(src / f"f{i}", 8 * MiB) for i in range(4)}
     name = unique("four")
     docker.run(
-        "volume", "create", "-d", daemon.driver, *sftp_opts(sshd, remote),
+        "volume", "create", "-d", daemon.driver, *sshd.volume_options(remote),
         "-o", "vfs-cache-mode=writes", name,
     )  # fmt: skip
 
@@ -252,7 +241,7 @@ def test_full_mode_file_reaches_the_remote_after_the_container_exits_and_the_vol
     md5 = random_file(src / "big", 64 * MiB)
     name = unique("full")
     docker.run(
-        "volume", "create", "-d", daemon.driver, *sftp_opts(sshd, remote),
+        "volume", "create", "-d", daemon.driver, *sshd.volume_options(remote),
         "-o", "vfs-cache-mode=full", name,
     )  # fmt: skip
 
