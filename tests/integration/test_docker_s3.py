@@ -8,10 +8,10 @@ from pathlib import Path
 
 from adapters.storage.obscure import obscure
 from tests.integration.fixtures.cloudvol_daemon import CloudvolDaemon, cloudvol_daemon
+from tests.integration.fixtures.docker_env import create, docker_env, unique
 from tests.integration.fixtures.dockerd import Dockerd, dockerd
 from tests.integration.fixtures.moto_s3 import MotoServer, moto_s3
 from tests.integration.fixtures.sshd import SshdServer, sshd
-from tests.integration.test_docker_volumes import create, docker_env, unique
 
 __all__ = ["cloudvol_daemon", "docker_env", "dockerd", "moto_s3", "sshd"]  # used by name
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,33 +14,11 @@ from tests.integration.fixtures.cloudvol_daemon import (
     cloudvol_daemon,
     fuse_mounts_under,
 )
+from tests.integration.fixtures.docker_env import create, docker_env, unique
 from tests.integration.fixtures.dockerd import Dockerd, dockerd
 from tests.integration.fixtures.sshd import SshdServer, sshd
 
-__all__ = ["cloudvol_daemon", "dockerd", "sshd"]  # fixtures used by name
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def docker_env(
-    dockerd: Dockerd, cloudvol_daemon: CloudvolDaemon
-) -> Iterator[tuple[Dockerd, CloudvolDaemon]]:
-    yield dockerd, cloudvol_daemon
-    # Whatever a test left running must not keep our volumes busy for the next one.
-    ids = dockerd.run("ps", "-aq", check=False).stdout.split()
-    if ids:
-        dockerd.run("rm", "-f", *ids, check=False)
-    for name in dockerd.run(
-        "volume", "ls", "-q", "--filter", f"driver={cloudvol_daemon.driver}", check=False
-    ).stdout.split():
-        dockerd.run("volume", "rm", "-f", name, check=False)
-
-
-def create(docker: Dockerd, daemon: CloudvolDaemon, name: str, *opts: str) -> None:
-    docker.run("volume", "create", "-d", daemon.driver, *opts, name)
+__all__ = ["cloudvol_daemon", "docker_env", "dockerd", "sshd"]  # fixtures used by name
 
 
 def test_sftp_volume_user_story(

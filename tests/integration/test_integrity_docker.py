@@ -16,28 +16,22 @@ import hashlib
 import os
 import signal
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from adapters.mounting.system import lock_holder
 from tests.integration.fixtures.cloudvol_daemon import CloudvolDaemon, cloudvol_daemon
+from tests.integration.fixtures.docker_env import docker_env, unique
 from tests.integration.fixtures.dockerd import Dockerd, dockerd
 from tests.integration.fixtures.processes import process_gone
 from tests.integration.fixtures.sshd import SshdServer, sshd
 
-__all__ = ["cloudvol_daemon", "dockerd", "sshd"]  # fixtures used by name
+__all__ = ["cloudvol_daemon", "docker_env", "dockerd", "sshd"]  # fixtures used by name
 
 MiB = 1024 * 1024
 DELIVERY_DEADLINE = 60.0  # from the container's exit until the remote holds the file
 # After a SIGKILL: a restart, then up to vfs-write-back (30 s) before the upload.
 RECOVERY_DEADLINE = 90.0
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
 def random_file(path: Path, size: int) -> str:
@@ -127,20 +121,6 @@ def worker_pid(daemon: CloudvolDaemon, volume: str) -> int:
 def lock_released(daemon: CloudvolDaemon, volume: str) -> bool:
     # Held (flock) by a live worker only; the pid a dead one left in it does not count.
     return lock_holder(str(daemon.cache_dir / "workers" / f"{volume}.lock")) is None
-
-
-@pytest.fixture
-def docker_env(
-    dockerd: Dockerd, cloudvol_daemon: CloudvolDaemon
-) -> Iterator[tuple[Dockerd, CloudvolDaemon]]:
-    yield dockerd, cloudvol_daemon
-    ids = dockerd.run("ps", "-aq", check=False).stdout.split()
-    if ids:
-        dockerd.run("rm", "-f", *ids, check=False)
-    for name in dockerd.run(
-        "volume", "ls", "-q", "--filter", f"driver={cloudvol_daemon.driver}", check=False
-    ).stdout.split():
-        dockerd.run("volume", "rm", "-f", name, check=False)
 
 
 def run_args(volume: str, src: Path) -> list[str]:
