@@ -624,6 +624,8 @@ class FsspecStorage:
         await self._guard(path, self._run("rm_file", self._full(path)))
 
     async def rename(self, src: str, dst: str) -> None:
+        """The checks every store shares; the moves themselves are `_move_file` and
+        `_move_dir`, which a store with its own requests (S3) overrides."""
         self._need_writable(src)
         source = (await self._find(src)).entry
         if components(src) == components(dst):
@@ -636,14 +638,22 @@ class FsspecStorage:
         if not source.is_dir:
             if target is not None and target.is_dir:
                 raise IsADirectoryError(errno.EISDIR, "is a directory", dst)
-            await self._guard(src, self._run("mv", self._full(src), self._full(dst)))
+            await self._move_file(src, dst, source)
             return
+        if not components(src):
+            raise OSError(errno.EBUSY, "the volume root cannot be moved", src)
         if dst.startswith(f"{src}/"):
             raise OSError(errno.EINVAL, "cannot move a directory into itself", dst)
         if target is not None:
             if not target.is_dir:
                 raise NotADirectoryError(errno.ENOTDIR, "not a directory", dst)
             await self.rmdir(dst)  # ENOTEMPTY unless empty
+        await self._move_dir(src, dst)
+
+    async def _move_file(self, src: str, dst: str, source: RemoteEntry) -> None:
+        await self._guard(src, self._run("mv", self._full(src), self._full(dst)))
+
+    async def _move_dir(self, src: str, dst: str) -> None:
         moved = {v for v in self._virtual_dirs if v == src or v.startswith(f"{src}/")}
         if src not in moved:
             await self._guard(

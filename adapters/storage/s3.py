@@ -679,30 +679,12 @@ class S3Storage(FsspecStorage):
                     path,
                 )
 
-    async def rename(self, src: str, dst: str) -> None:
-        source = (await self._find(src)).entry
-        if components(src) == components(dst):
-            return
-        await self._need_parent_dir(dst)
-        try:
-            target: RemoteEntry | None = (await self._find(dst)).entry
-        except FileNotFoundError:
-            target = None
-        if not source.is_dir:
-            if target is not None and target.is_dir:
-                raise IsADirectoryError(errno.EISDIR, "is a directory", dst)
-            await self._copy(self._key(src), self._key(dst), source.size, src)
-            await self._guard(src, self._call("delete_object", Key=self._key(src)))
-            await self._keep_dir(parent_of(src))
-            return
-        if not components(src):
-            raise OSError(errno.EBUSY, "the volume root cannot be moved", src)
-        if dst.startswith(f"{src}/"):
-            raise OSError(errno.EINVAL, "cannot move a directory into itself", dst)
-        if target is not None:
-            if not target.is_dir:
-                raise NotADirectoryError(errno.ENOTDIR, "not a directory", dst)
-            await self.rmdir(dst)  # ENOTEMPTY unless empty
+    async def _move_file(self, src: str, dst: str, source: RemoteEntry) -> None:
+        await self._copy(self._key(src), self._key(dst), source.size, src)
+        await self._guard(src, self._call("delete_object", Key=self._key(src)))
+        await self._keep_dir(parent_of(src))
+
+    async def _move_dir(self, src: str, dst: str) -> None:
         await self._move_tree(src, dst)
         await self._keep_dir(parent_of(src))
 
