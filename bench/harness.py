@@ -416,6 +416,7 @@ class Bench:
                 base_dir=self.root / "cv-volumes",
                 cache_dir=self.root / "cv-cache",
                 log_file=self.root / "cloudvol.log",
+                verbosity="-v",  # as rclone runs here
             )
             daemon.start()
             self._cleanup.callback(daemon.cleanup)

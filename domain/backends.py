@@ -165,7 +165,13 @@ _SFTP = BackendDecl(
         ),
         BackendOptionDecl("set_modtime", _B, True, "Set modification times on the server"),
         BackendOptionDecl("concurrency", _I, 64, "Outstanding requests per file"),
-        BackendOptionDecl("chunk_size", _S, 32 * 1024, "Size of each SFTP read/write request"),
+        BackendOptionDecl(
+            "chunk_size",
+            _S,
+            None,
+            "Size of each SFTP read/write request (default: the largest the server"
+            " advertises, else 32 KiB)",
+        ),
         BackendOptionDecl(
             "idle_timeout", _D, 60.0, "Close idle connections after this (0: keep them)"
         ),

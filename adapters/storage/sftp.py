@@ -5,7 +5,8 @@ channels (metadata on the first, file transfers spread over the rest so one
 busy transfer does not hold up directory listings), closed after `idle_timeout`
 unused and reopened transparently. Reads and writes keep up to `concurrency`
 requests of `chunk_size` bytes in flight, so throughput is not bounded by one
-round trip per chunk.
+round trip per chunk. Without an explicit `chunk_size`, a request is as large as
+the server advertises (OpenSSH: 255 KiB), else the protocol's 32 KiB.
 
 Uploads go to a hidden `.<name>.<random>.partial` beside the target and are
 renamed over it at commit (posix-rename when offered), so readers never see a
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import getpass
+import logging
 import os
 import posixpath
 import secrets
@@ -46,6 +48,7 @@ OptionValue = str | int | float | bool
 
 CONNECT_TIMEOUT = 20.0  # well inside Docker's 2-minute Create timeout
 MAX_CHANNELS = 4  # SFTP channels per connection, the first one for metadata
+_RFC_CHUNK = 32 * 1024  # the request payload every SFTP server must accept
 # AES-GCM first: OpenSSL's AES-NI path is several times faster than the
 # ChaCha20-Poly1305 composition asyncssh builds (its default first choice).
 _CIPHERS = (
@@ -106,7 +109,7 @@ class SftpOptions:
     known_hosts_file: str = ""
     set_modtime: bool = True
     concurrency: int = 64
-    chunk_size: int = 32 * 1024
+    chunk_size: int | None = None  # None: as large as the server advertises
     idle_timeout: float = 60.0
 
     KNOWN = frozenset(
@@ -140,8 +143,8 @@ class SftpOptions:
         if not 0 < port < 65536:
             raise OptionError(f"sftp option 'port': {port} is not a TCP port")
         concurrency = _get(options, "concurrency", int, 64)
-        chunk_size = _get(options, "chunk_size", int, 32 * 1024)
-        if concurrency < 1 or chunk_size < 1:
+        chunk_size = _get(options, "chunk_size", int, 0) or None
+        if concurrency < 1 or (chunk_size is not None and chunk_size < 1):
             raise OptionError("sftp options 'concurrency' and 'chunk_size' must be positive")
         obscured_pass = _get(options, "pass", str, "")
         obscured_key_pass = _get(options, "key_file_pass", str, "")
@@ -163,6 +166,15 @@ class SftpOptions:
             chunk_size=chunk_size,
             idle_timeout=_get(options, "idle_timeout", float, 60.0),
         )
+
+
+def _quiet_request_logs() -> None:
+    """asyncssh.sftp logs every read and write request at DEBUG: thousands of
+    lines per second of transfer, which at -vv halved read throughput. Its
+    connection-level DEBUG lines (key exchange, auth) stay."""
+    library = logging.getLogger("asyncssh.sftp")
+    if library.getEffectiveLevel() < logging.INFO:
+        library.setLevel(logging.INFO)
 
 
 # --- error mapping ---------------------------------------------------------------
@@ -233,6 +245,7 @@ class SftpStorage:
         self._idle_timer: asyncio.TimerHandle | None = None
         self._posix_rename = True  # until the server says otherwise
         self._closed = False
+        _quiet_request_logs()
 
     # paths
 
@@ -619,8 +632,18 @@ class SftpStorage:
 # --- files -----------------------------------------------------------------------
 
 
-def _block_size(wanted: int, limit: int) -> int:
-    # OpenSSH drops the connection on a request over its advertised limit.
+def _block_size(wanted: int | None, limit: int) -> int:
+    """The payload of one read or write request.
+
+    Without `chunk_size`, as large as the server says it accepts (OpenSSH's
+    limits@openssh.com: 255 KiB): per request, asyncssh's packet handling costs
+    more CPU than the transfer itself, so 8x fewer requests read about 1.6x
+    faster on loopback. rclone stays at the 32 KiB the protocol guarantees, as we
+    do with a server that advertises no limits. An explicit `chunk_size` is
+    honoured, but never above the limit: OpenSSH drops the connection on a
+    request over it."""
+    if wanted is None:
+        return limit if limit > 0 else _RFC_CHUNK
     return min(wanted, limit) if limit > 0 else wanted
 
 
@@ -716,7 +739,7 @@ class SftpWriter:
         self._sftp: asyncssh.SFTPClient | None = None
         self._conn: asyncssh.SSHClientConnection | None = None
         self._offset = 0
-        self._block = storage.options.chunk_size
+        self._block = storage.options.chunk_size or _RFC_CHUNK
         self._slots = asyncio.Semaphore(storage.options.concurrency)
         self._pending: set[asyncio.Task[None]] = set()
         self._failure: BaseException | None = None

@@ -209,6 +209,48 @@ async def test_reconnects_after_idle_close_and_after_a_drop(sshd: SshdServer) ->
         await storage.aclose()
 
 
+@pytest.mark.parametrize(
+    ("chunk_size", "expected"),
+    [(None, "server limit"), (64 * 1024, 64 * 1024), (4 * MiB, "server limit")],
+)
+async def test_request_size_is_the_servers_limit_unless_chunk_size_is_given(
+    sshd: SshdServer, monkeypatch: pytest.MonkeyPatch, chunk_size: int | None, expected: object
+) -> None:
+    """Reads and writes go out in requests of `chunk_size`, never above the limit
+    the server advertises, and of that limit when `chunk_size` is not given."""
+    sent: list[tuple[str, int]] = []
+    handler = asyncssh.sftp.SFTPClientHandler
+    real_read, real_write = handler.read, handler.write
+
+    async def read(self: Any, handle: bytes, offset: int, length: int) -> Any:
+        sent.append(("read", length))
+        return await real_read(self, handle, offset, length)
+
+    async def write(self: Any, handle: bytes, offset: int, data: bytes) -> Any:
+        sent.append(("write", len(data)))
+        return await real_write(self, handle, offset, data)
+
+    monkeypatch.setattr(handler, "read", read)
+    monkeypatch.setattr(handler, "write", write)
+    options = {} if chunk_size is None else {"chunk_size": chunk_size}
+    storage = SftpStorage(sftp_spec(sshd, **options))
+    data = os.urandom(3 * MiB)
+    try:
+        await put(storage, "big", data)
+        assert await get(storage, "big") == data
+        limits = (await storage._metadata_channel()).limits
+    finally:
+        await storage.aclose()
+    want = {
+        "read": limits.max_read_len if expected == "server limit" else expected,
+        "write": limits.max_write_len if expected == "server limit" else expected,
+    }
+    assert limits.max_read_len > 64 * 1024  # OpenSSH advertises 255 KiB
+    for kind in ("read", "write"):
+        sizes = [n for k, n in sent if k == kind]
+        assert max(sizes) == want[kind], (kind, sorted(set(sizes)))
+
+
 async def test_empty_root_is_the_login_directory(sshd: SshdServer) -> None:
     storage = SftpStorage(sftp_spec(sshd, root=""))
     try:
