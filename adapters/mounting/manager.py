@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import json
 import os
 import shutil
 import signal
@@ -59,6 +60,7 @@ from domain.volume import Volume
 _PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 _WORKER_MODULE = "entrypoints.mount_worker"
 _TAIL_BYTES = 16 * 1024
+_RETIRE_WAIT = 2.0  # for a retired worker with nothing to upload to let go
 _SPARE_WARM_WAIT = 20.0  # for a spare worker still starting; then a fresh one
 
 
@@ -98,6 +100,9 @@ class WorkerMountManager:
         # per `docker run` (once to create the container, once to start it), in
         # quick succession, so two; 0 starts every worker on demand.
         spare_workers: int = 2,
+        # How long an unmounted worker, its uploads done, stays for the volume's
+        # next Mount (which then costs milliseconds); 0: it exits at once.
+        linger: float = 30.0,
     ) -> None:
         self.base_dir = base_dir
         self.cache_dir = cache_dir
@@ -110,7 +115,9 @@ class WorkerMountManager:
         self.drain_wait = drain_wait
         self.stop_wait = stop_wait
         self.spare_workers = spare_workers
-        self._workers: dict[str, _Worker] = {}
+        self.linger = linger
+        self._workers: dict[str, _Worker] = {}  # serving a mount
+        self._lingering: dict[str, _Worker] = {}  # unmounted, still there for the next Mount
         self._locks: dict[str, anyio.Lock] = {}
         self._spares: list[_Spare] = []  # oldest (the warmest) first
         self._preload: set[str] = set()  # backend types mounted so far
@@ -127,6 +134,7 @@ class WorkerMountManager:
         _make_mountpoint(mp)
 
     async def discard(self, volume: Volume) -> None:
+        await self._retire(volume.name)
         mp = volume.mountpoint
         if await self._mounted_and_live(mp):
             logger.warning("not removing {}: something is still mounted there", mp)
@@ -167,7 +175,9 @@ class WorkerMountManager:
                     self._adopt(volume, status)
                     logger.info("volume {} is already served by worker {}", volume.name, status.pid)
                     return
-                await self._stop(volume.name, volume.mountpoint, status.pid)
+                await self._stop(volume.name, volume.mountpoint, status.pid, retire=True)
+            elif status is not None and await self._mount_again(volume, status):
+                return
             await self._spawn(volume)
 
     async def unmount(self, volume: Volume) -> None:
@@ -176,9 +186,39 @@ class WorkerMountManager:
             worker = self._workers.pop(volume.name, None)
             pid = None
             if worker is not None:
-                worker.expected_exit = True
+                worker.expected_exit = True  # it exits by itself once it stops lingering
                 pid = worker.pid
+                self._lingering[volume.name] = worker
             await self._stop(volume.name, volume.mountpoint, pid)
+
+    async def _mount_again(self, volume: Volume, status: WorkerStatus) -> bool:
+        """Have the volume's unmounted worker (still uploading, or lingering) serve
+        the mount again. False when it refuses (it runs another job, or is
+        exiting): a new worker then takes over."""
+        try:
+            reply = await call_worker(
+                self._paths(volume.name).socket,
+                "mount",
+                self.mount_timeout,
+                job=json.loads(self._job(volume).to_json()),
+            )
+            parse_status(reply)
+        except (WorkerUnreachable, ProtocolError) as e:
+            logger.info("worker {} of volume {} will not mount it: {}", status.pid, volume.name, e)
+            await self._retire(volume.name)  # so it does not linger in the new one's way
+            return False
+        if not is_mounted(volume.mountpoint):
+            logger.warning("worker {} said mounted, but {} is not", status.pid, volume.mountpoint)
+            return False
+        worker = self._lingering.pop(volume.name, None)
+        if worker is None or worker.pid != status.pid:
+            worker = _Worker(
+                volume.name, volume.mountpoint, status.pid, None, self._paths(volume.name).log
+            )
+        worker.expected_exit = False
+        self._workers[volume.name] = worker
+        logger.info("worker {} serves volume {} again", status.pid, volume.name)
+        return True
 
     async def adopt(self, volume: Volume) -> bool:
         async with self._lock(volume.name):
@@ -194,7 +234,7 @@ class WorkerMountManager:
                     volume.name,
                     volume.mountpoint,
                 )
-                await self._stop(volume.name, volume.mountpoint, status.pid)
+                await self._stop(volume.name, volume.mountpoint, status.pid, retire=True)
                 return False
             if status is None:
                 await self._clear_orphan_mount(volume)
@@ -220,6 +260,23 @@ class WorkerMountManager:
         async with anyio.create_task_group() as tg:
             for w in workers:
                 tg.start_soon(self._unmount_quietly, w.name, w.mountpoint)
+            for name in list(self._lingering):
+                tg.start_soon(self._retire, name)
+
+    async def _retire(self, name: str) -> None:
+        """Tell the volume's unmounted worker, if one is still there, not to wait
+        for another Mount: it exits once its uploads are done (at once when there
+        are none, releasing the volume's lock within milliseconds)."""
+        worker = self._lingering.pop(name, None)
+        paths = self._paths(name)
+        if worker is None and lock_holder(paths.lock) is None:
+            return
+        try:
+            await call_worker(paths.socket, "retire", self.control_timeout)
+        except (WorkerUnreachable, ProtocolError) as e:
+            logger.debug("no worker to retire for {}: {}", name, e)
+            return
+        await self._lock_released(paths, _RETIRE_WAIT)
 
     # --- extras for the daemon ---------------------------------------------------
 
@@ -252,18 +309,7 @@ class WorkerMountManager:
             await self._clear_orphan_mount(volume)
             await self.prepare(volume)
 
-        job = WorkerJob(
-            name=name,
-            mountpoint=mp,
-            options=dict(volume.options),
-            defaults=self.daemon_defaults,
-            cache_dir=self.cache_dir,
-            control_socket=paths.socket,
-            log_level=self.log_level,
-            log_file=self.log_file,
-            config_path=self.config_path,
-            drain_only=drain_only,
-        )
+        job = self._job(volume, drain_only=drain_only)
         log_start = _file_size(paths.log)  # report only this run's log lines
         spare = await self._take_spare(deadline)
         if spare is not None:
@@ -303,6 +349,21 @@ class WorkerMountManager:
             target=self._watch, args=(worker, proc), name=f"watch-{name}", daemon=True
         ).start()
         self._start_spares()
+
+    def _job(self, volume: Volume, *, drain_only: bool = False) -> WorkerJob:
+        return WorkerJob(
+            name=volume.name,
+            mountpoint=volume.mountpoint,
+            options=dict(volume.options),
+            defaults=self.daemon_defaults,
+            cache_dir=self.cache_dir,
+            control_socket=self._paths(volume.name).socket,
+            log_level=self.log_level,
+            log_file=self.log_file,
+            config_path=self.config_path,
+            drain_only=drain_only,
+            linger=0.0 if drain_only else self.linger,
+        )
 
     # --- the spare worker -------------------------------------------------------
 
@@ -457,12 +518,14 @@ class WorkerMountManager:
 
     # --- stopping -------------------------------------------------------------
 
-    async def _stop(self, name: str, mp: str, pid: int | None) -> None:
-        """Ask the worker to unmount; if it does not answer, unmount here and SIGTERM
-        it. Returns once the mount is gone, without waiting for the worker to exit."""
+    async def _stop(self, name: str, mp: str, pid: int | None, *, retire: bool = False) -> None:
+        """Ask the worker to unmount (`retire`: and not to wait for another Mount);
+        if it does not answer, unmount here and SIGTERM it. Returns once the mount
+        is gone, without waiting for the worker to exit."""
         paths = self._paths(name)
         try:
-            reply = await call_worker(paths.socket, "unmount", self.control_timeout)
+            op = "retire" if retire else "unmount"
+            reply = await call_worker(paths.socket, op, self.control_timeout)
             status = parse_status(reply)
             logger.info("worker {} unmounted {} ({})", status.pid, mp, status.state)
         except (WorkerUnreachable, ProtocolError) as e:
@@ -494,7 +557,7 @@ class WorkerMountManager:
             if worker is not None:
                 worker.expected_exit = True
             try:
-                await self._stop(name, mp, worker.pid if worker else None)
+                await self._stop(name, mp, worker.pid if worker else None, retire=True)
             except Exception as e:
                 logger.error("unmounting {} at shutdown failed: {}", name, e)
 
@@ -553,6 +616,11 @@ class WorkerMountManager:
     def _reap(self) -> None:
         """Forget workers that are gone; those this process spawned are reported by
         their watcher thread, adopted ones here (they are not our children)."""
+        for name, worker in list(self._lingering.items()):
+            if worker.process is not None and worker.process.poll() is not None:
+                del self._lingering[name]
+            elif worker.process is None and lock_holder(self._paths(name).lock) != worker.pid:
+                del self._lingering[name]
         for name, worker in list(self._workers.items()):
             if worker.process is not None:
                 if worker.process.poll() is not None:

@@ -17,8 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 MAX_LINE = 64 * 1024
-OPS = ("status", "unmount", "forget")
-WorkerState = Literal["starting", "mounted", "draining"]
+# unmount: take the mount away; the worker stays for the next mount for a while.
+# mount: serve the mount again (the request carries the job, which must be the
+# worker's own). retire: unmount if mounted, accept no more mounts, and exit once
+# the uploads are done.
+OPS = ("status", "unmount", "forget", "mount", "retire")
+# idle: unmounted, nothing left to upload, waiting `linger` seconds for a mount.
+WorkerState = Literal["starting", "mounted", "draining", "idle"]
+STATES: tuple[WorkerState, ...] = ("starting", "mounted", "draining", "idle")
 
 # AF_UNIX paths are limited to 108 bytes including the NUL.
 _MAX_SOCKET_PATH = 107
@@ -44,6 +50,9 @@ class WorkerJob:
     config_path: str | None = None  # the path, not the contents: a job carries no secrets
     # No mount: only upload what the volume's cache holds dirty, then exit.
     drain_only: bool = False
+    # Seconds an unmounted worker with nothing left to upload waits for the next
+    # Mount (Docker mounts twice per `docker run`); 0: it exits at once.
+    linger: float = 0.0
 
     def to_json(self) -> str:
         return json.dumps(
@@ -58,6 +67,7 @@ class WorkerJob:
                 "log_file": self.log_file,
                 "config_path": self.config_path,
                 "drain_only": self.drain_only,
+                "linger": self.linger,
             }
         )
 
@@ -84,6 +94,9 @@ class WorkerJob:
         drain_only = raw.get("drain_only", False)
         if not isinstance(drain_only, bool):
             raise ProtocolError("mount job: 'drain_only' must be a boolean")
+        linger = raw.get("linger", 0.0)
+        if isinstance(linger, bool) or not isinstance(linger, int | float) or linger < 0:
+            raise ProtocolError("mount job: 'linger' must be a number of seconds, 0 or more")
         return cls(
             name=raw["name"],
             mountpoint=raw["mountpoint"],
@@ -95,6 +108,7 @@ class WorkerJob:
             log_file=log_file or None,
             config_path=config_path or None,
             drain_only=drain_only,
+            linger=float(linger),
         )
 
 
@@ -160,17 +174,19 @@ def decode_message(line: bytes) -> dict[str, Any]:
     return value
 
 
-def request(op: str) -> bytes:
+def request(op: str, **fields: Any) -> bytes:
     if op not in OPS:
         raise ProtocolError(f"unknown op {op!r}")
-    return encode_message({"op": op})
+    return encode_message({"op": op, **fields})
 
 
-def parse_request(line: bytes) -> str:
-    op = decode_message(line).get("op")
+def parse_request(line: bytes) -> tuple[str, dict[str, Any]]:
+    """The op and the request's other fields."""
+    message = decode_message(line)
+    op = message.pop("op", None)
     if op not in OPS:
         raise ProtocolError(f"unknown op {op!r}; expected one of {', '.join(OPS)}")
-    return str(op)
+    return str(op), message
 
 
 def ok_reply(**fields: Any) -> bytes:
@@ -195,7 +211,7 @@ def parse_status(reply: Mapping[str, Any]) -> WorkerStatus:
     pid, mountpoint, state = reply.get("pid"), reply.get("mountpoint"), reply.get("state")
     if not isinstance(pid, int) or not isinstance(mountpoint, str):
         raise ProtocolError(f"malformed status reply: {dict(reply)!r}")
-    if state not in ("starting", "mounted", "draining"):
+    if state not in STATES:
         raise ProtocolError(f"unknown worker state {state!r}")
     rest = {k: v for k, v in reply.items() if k not in ("ok", "pid", "mountpoint", "state")}
     return WorkerStatus(pid, mountpoint, state, rest)

@@ -122,12 +122,14 @@ class WorkerUnreachable(Exception):
     """Nobody answers on the control socket (no worker, or a hung one)."""
 
 
-async def call_worker(socket_path: str, op: str, answer_within: float = 10.0) -> dict[str, Any]:
-    """Send one request and return the decoded reply."""
+async def call_worker(
+    socket_path: str, op: str, answer_within: float = 10.0, **fields: Any
+) -> dict[str, Any]:
+    """Send one request (`fields` go along with the op) and return the decoded reply."""
     try:
         with anyio.fail_after(answer_within):
             async with await anyio.connect_unix(socket_path) as stream:
-                await stream.send(request(op))
+                await stream.send(request(op, **fields))
                 reader = BufferedByteReceiveStream(stream)
                 line = await reader.receive_until(b"\n", MAX_LINE)
     except TimeoutError as e:

@@ -13,7 +13,9 @@ The process main (argument parsing, logging, readiness fd) is
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import signal
 from collections.abc import Callable
@@ -58,11 +60,15 @@ _ANSWER_WITHIN = 10.0
 
 
 class MountWorker:
-    """Runs one mount until it is unmounted (by the daemon, a signal, or anyone
-    running `fusermount3 -u`), then finishes pending work and returns.
+    """Runs one volume's mounts, one after another, until it retires: after an
+    unmount it uploads what is pending, then waits `job.linger` seconds for the
+    next mount before it exits. Docker mounts a volume twice per `docker run`,
+    and the next container often follows soon: a mount served by the worker that
+    is still there costs milliseconds, and needs no new connection to the remote.
 
-    `report` receives the readiness line exactly once: `ready`, or nothing (the
-    caller then reports the exception `run` raises)."""
+    `report` receives the readiness line exactly once, for the first mount:
+    `ready`, or nothing (the caller then reports the exception `run` raises).
+    Later mounts are asked for, and answered, on the control socket."""
 
     def __init__(self, job: WorkerJob, report: Callable[[bytes], None]) -> None:
         self.job = job
@@ -73,6 +79,11 @@ class MountWorker:
         self._drain_scope: anyio.CancelScope | None = None
         self._stop_drain = False
         self._stopped_early = False
+        self._retiring = False  # no more mounts: exit once the uploads are done
+        self._wake = asyncio.Event()  # a mount was asked for, or the worker retires
+        self._mount_wanted = False
+        self._mount_answer: asyncio.Future[None] | None = None
+        self._config_stamp = _stamp(job.config_path)
 
     async def run(self) -> None:
         paths = worker_paths(self.job.cache_dir, self.job.name)
@@ -113,21 +124,19 @@ class MountWorker:
                 tg.start_soon(self._serve_control, listener)
                 tg.start_soon(self._watch_signals)
                 if self.job.drain_only:
+                    self._retiring = True  # nothing to serve: done once uploaded
                     self.state = "draining"
                     self._report(encode_ready())
                 else:
-                    with anyio.CancelScope() as self._start_scope:
-                        await run_fuse(vfs, self.job.mountpoint, fsname, spec.mount, self._on_ready)
+                    await self._serve(vfs, fsname, spec.mount, first=True)
                     if self.state == "starting":
                         raise MountFailed(
                             "stopped before the mount was ready"
                             if self._stopped_early
                             else "the FUSE session ended before the mount was ready"
                         )
-                # run_fuse returns once the kernel let go of the mount and the VFS
-                # released its handles; what is left is uploading.
-                self.state = "draining"
-                await self._drain(vfs)
+                while await self._next_mount(vfs):
+                    await self._serve(vfs, fsname, spec.mount, first=False)
                 tg.cancel_scope.cancel()
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -138,15 +147,75 @@ class MountWorker:
                 await storage.aclose()
         logger.info("mount worker done")
 
+    async def _serve(self, vfs: Vfs, fsname: str, options: MountOptions, *, first: bool) -> None:
+        """One mount, until it goes; run_fuse returns once the kernel let go of it
+        and the VFS released its handles. The first mount's failure is the
+        worker's (raised); a later one's goes to the control request that asked."""
+        self.state = "starting"
+        self._stopped_early = False
+        try:
+            with anyio.CancelScope() as self._start_scope:
+                if not first:
+                    self._check_mountpoint(options)
+                await run_fuse(
+                    vfs,
+                    self.job.mountpoint,
+                    fsname,
+                    options,
+                    self._on_first_ready if first else self._on_later_ready,
+                )
+        except Exception as e:
+            if first:
+                raise
+            logger.error("mount failed: {}", e)
+            self._answer_mount(e)
+        finally:
+            self._start_scope = None
+        if self.state == "starting" and not first:
+            self._answer_mount(MountFailed("stopped before the mount was ready"))
+        if self.state != "starting":
+            self.state = "draining"
+
+    async def _next_mount(self, vfs: Vfs) -> bool:
+        """After an unmount: upload what is pending (a mount asked for meanwhile is
+        served at once, the uploads go on under it), then wait `linger` seconds for
+        a mount. Returns whether to mount again."""
+        self.state = "draining"
+        if not self._mount_wanted:
+            async with anyio.create_task_group() as tg:
+
+                async def drain() -> None:
+                    await self._drain(vfs)
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(drain)
+                while not self._mount_wanted:
+                    self._wake.clear()
+                    await self._wake.wait()
+                tg.cancel_scope.cancel()
+        if not self._mount_wanted and not self._retiring and self.job.linger > 0:
+            self.state = "idle"
+            with anyio.move_on_after(self.job.linger):
+                while not (self._mount_wanted or self._retiring):
+                    self._wake.clear()
+                    await self._wake.wait()
+        if self._mount_wanted and not self._retiring:
+            self._mount_wanted = False
+            return True
+        self._answer_mount(MountFailed("the worker is exiting"))
+        return False
+
     async def _drain(self, vfs: Vfs) -> None:
         pending = vfs.pending_uploads()
         if pending:
-            logger.info("uploading {} pending file(s) before exiting", pending)
+            logger.info("uploading {} pending file(s)", pending)
         with anyio.CancelScope() as self._drain_scope:
             if self._stop_drain:
                 self._drain_scope.cancel()
             await vfs.drain()
-        if self._drain_scope.cancelled_caught or self._stop_drain:
+        self._drain_scope = None
+        if self._stop_drain:
+            self._retiring = True
             logger.warning(
                 "stopped with {} file(s) not uploaded; they stay in the cache and are "
                 "uploaded by the next worker of this volume",
@@ -164,24 +233,66 @@ class MountWorker:
                 f"mountpoint {mp} is not empty, use allow-non-empty=true to mount anyway"
             )
 
-    def _on_ready(self) -> None:
+    def _on_first_ready(self) -> None:
         self.state = "mounted"
         logger.info("mounted {} at {}", self.job.name, self.job.mountpoint)
         self._report(encode_ready())
 
+    def _on_later_ready(self) -> None:
+        self.state = "mounted"
+        logger.info("mounted {} at {} again", self.job.name, self.job.mountpoint)
+        self._answer_mount(None)
+
+    def _answer_mount(self, error: BaseException | None) -> None:
+        answer, self._mount_answer = self._mount_answer, None
+        if answer is not None and not answer.done():
+            if error is None:
+                answer.set_result(None)
+            else:
+                answer.set_exception(error)
+
     async def unmount(self) -> None:
-        """Take the mount away now (lazily, so a busy mount does not refuse); run()
-        then returns once the kernel drops the session and pending work is done."""
-        if self.state == "draining":
+        """Take the mount away now (lazily, so a busy mount does not refuse); the
+        uploads then go on, and the worker waits for the next mount."""
+        if self.state in ("draining", "idle"):
             return
-        if self.state == "starting" and not self.job.drain_only:
-            self._stopped_early = True
+        if self.state == "starting":
             if self._start_scope is not None:
+                self._stopped_early = True
                 self._start_scope.cancel()
             return
         self.state = "draining"
         if is_mounted(self.job.mountpoint):
             await lazy_unmount(self.job.mountpoint)
+
+    async def retire(self) -> None:
+        """Unmount if mounted, and exit once the uploads are done."""
+        self._retiring = True
+        self._wake.set()
+        await self.unmount()
+
+    async def mount(self, raw_job: object) -> None:
+        """Serve the mount again, for the daemon's Mount; returns once it is live.
+        Refused unless the job is the one this worker runs (the daemon's flags,
+        and the config file, unchanged since it started)."""
+        try:
+            job = WorkerJob.from_json(json.dumps(raw_job))
+        except (ProtocolError, TypeError, ValueError) as e:
+            raise MountFailed(f"bad job: {e}") from None
+        if job != self.job:
+            raise MountFailed("the job differs from this worker's: start a new worker")
+        if _stamp(job.config_path) != self._config_stamp:
+            raise MountFailed("the config file changed since this worker started")
+        if self._retiring:
+            raise MountFailed("the worker is exiting")
+        if self.state == "mounted" and is_mounted(self.job.mountpoint):
+            return
+        if self.state not in ("draining", "idle") or self._mount_answer is not None:
+            raise MountFailed(f"the worker is {self.state}, try again")
+        answer = self._mount_answer = asyncio.get_running_loop().create_future()
+        self._mount_wanted = True
+        self._wake.set()
+        await answer
 
     def forget(self) -> None:
         if self._vfs is not None:
@@ -221,15 +332,21 @@ class MountWorker:
 
     async def _dispatch(self, line: bytes) -> bytes:
         try:
-            op = parse_request(line)
+            op, fields = parse_request(line)
         except ProtocolError as e:
             return error_reply(str(e))
         logger.debug("control request {}", op)
         try:
             if op == "unmount":
                 await self.unmount()
+            elif op == "retire":
+                await self.retire()
+            elif op == "mount":
+                await self.mount(fields.get("job"))
             elif op == "forget":
                 self.forget()
+        except MountFailed as e:
+            return error_reply(f"{op} refused: {e}")
         except Exception as e:
             logger.exception("control request {} failed", op)
             return error_reply(f"{op} failed: {e}")
@@ -254,9 +371,21 @@ class MountWorker:
                     self._stop_drain = True
                     if self._drain_scope is not None:
                         self._drain_scope.cancel()
+                    await self.retire()
                     continue
-                logger.info("{}: unmounting", name)
+                logger.info("{}: unmounting, and exiting once the uploads are done", name)
                 try:
-                    await self.unmount()
+                    await self.retire()
                 except OSError as e:
                     logger.error("unmount on {} failed: {}", signal.Signals(signum).name, e)
+
+
+def _stamp(path: str | None) -> tuple[int, int] | None:
+    """What tells a changed config file: its size and modification time."""
+    if not path:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)

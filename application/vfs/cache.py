@@ -184,18 +184,23 @@ class VfsCache:
         until they succeed or the caller is cancelled (the data stays on disk,
         recorded dirty, for the next start)."""
         self._draining = True
-        while True:
-            pending = [i for i in self._items.values() if i.dirty and not i.removed]
-            if not pending:
-                break
-            logger.info("uploading {} file(s) before exiting", len(pending))
-            for item in pending:
-                if item.upload is None or item.upload.done() or not item.transferring:
-                    self._schedule(item, 0.0)
-            tasks = [i.upload for i in pending if i.upload is not None]
-            await asyncio.gather(*tasks, return_exceptions=True)
-        await self.clean()
-        await self._save_access_times()
+        try:
+            while True:
+                pending = [i for i in self._items.values() if i.dirty and not i.removed]
+                if not pending:
+                    break
+                logger.info("uploading {} file(s)", len(pending))
+                for item in pending:
+                    if item.upload is None or item.upload.done() or not item.transferring:
+                        self._schedule(item, 0.0)
+                tasks = [i.upload for i in pending if i.upload is not None]
+                # Shielded: a drain given up because the volume is mounted again
+                # leaves the uploads running (stop() is what cancels them).
+                await asyncio.gather(*(asyncio.shield(t) for t in tasks), return_exceptions=True)
+            await self.clean()
+            await self._save_access_times()
+        finally:
+            self._draining = False  # mounted again: write-back waits its delay again
 
     async def _save_access_times(self) -> None:
         for item in list(self._items.values()):

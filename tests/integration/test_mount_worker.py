@@ -116,7 +116,9 @@ def logs() -> Iterator[list[str]]:
     logger.remove(sink)
 
 
-async def test_mount_serves_the_directory_and_unmount_stops_the_worker(env: Env) -> None:
+async def test_mount_serves_the_directory_and_the_worker_stays_for_the_next_one(
+    env: Env,
+) -> None:
     (env.remote / "hello.txt").write_text("hello from the remote\n")
     manager, volume = env.manager(), env.volume()
     await manager.prepare(volume)
@@ -148,12 +150,56 @@ async def test_mount_serves_the_directory_and_unmount_stops_the_worker(env: Env)
 
     await manager.unmount(volume)
     assert not is_mounted(volume.mountpoint)
-    assert _wait_until(lambda: _gone(pid)), "the worker did not exit after unmount"
-    assert env.holder() is None
     assert manager.worker_pid("vol") is None
+    # Unmounted, it waits for the next Mount (Docker mounts twice per `docker run`).
+    assert (await call_worker(sock, "status"))["state"] == "idle"
+    assert env.holder() == pid
 
-    await manager.discard(volume)
+    await manager.mount(volume)
+    assert manager.worker_pid("vol") == pid  # the same worker, mounted again
+    assert (mp / "written.txt").read_bytes() == b"through FUSE"
+    (mp / "again.txt").write_bytes(b"second mount")
+    assert (env.remote / "again.txt").read_bytes() == b"second mount"
+
+    await manager.unmount(volume)
+    assert not is_mounted(volume.mountpoint)
+    await manager.discard(volume)  # the volume goes: its worker does not wait any more
+    assert _wait_until(lambda: _gone(pid)), "the worker did not exit after the volume went"
+    assert env.holder() is None
     assert not mp.exists()
+
+
+async def test_an_idle_worker_exits_after_lingering(env: Env) -> None:
+    manager, volume = env.manager(linger=0.5), env.volume()
+    await manager.prepare(volume)
+    await manager.mount(volume)
+    pid = manager.worker_pid("vol")
+    assert pid is not None
+    await manager.unmount(volume)
+    assert not _gone(pid)
+    assert _wait_until(lambda: _gone(pid)), "the worker did not exit after lingering"
+    assert env.holder() is None
+    await manager.mount(volume)  # a new worker then serves the next Mount
+    new_pid = manager.worker_pid("vol")
+    assert new_pid is not None and new_pid != pid
+    await manager.unmount(volume)
+
+
+async def test_a_worker_with_another_job_is_not_mounted_again(env: Env) -> None:
+    """A daemon restarted with other flags gets a worker that runs them."""
+    manager, volume = env.manager(), env.volume()
+    await manager.prepare(volume)
+    await manager.mount(volume)
+    pid = manager.worker_pid("vol")
+    await manager.unmount(volume)
+    changed = env.manager()
+    changed.daemon_defaults = {"dir-cache-time": "1s"}
+    await changed.mount(volume)
+    new_pid = changed.worker_pid("vol")
+    assert new_pid is not None and new_pid != pid
+    assert pid is not None and _gone(pid)  # told to retire, it let go of the volume
+    await changed.unmount(volume)
+    await changed.discard(volume)
 
 
 async def test_missing_remote_fails_with_the_real_cause(env: Env) -> None:
@@ -267,6 +313,7 @@ async def test_worker_outlives_a_daemon_crash_and_is_adopted(env: Env) -> None:
     assert restarted.worker_pid("vol") == pid
     await restarted.unmount(volume)
     assert not is_mounted(volume.mountpoint)
+    await restarted.discard(volume)
     assert _wait_until(lambda: _gone(pid))
 
 
@@ -400,8 +447,8 @@ async def test_a_spare_worker_started_ahead_serves_the_next_mount(env: Env) -> N
 
     await manager.unmount(one)
     await manager.unmount(two)
+    await manager.shutdown()  # retires the workers that wait for another Mount
     assert _wait_until(lambda: _gone(spare))
-    await manager.shutdown()
     assert manager.spare_pids() == []
     for pid in spares:
         assert _wait_until(lambda pid=pid: _gone(pid))  # type: ignore[misc]
@@ -466,7 +513,7 @@ def test_the_spare_exits_with_its_daemon(env: Env) -> None:
 
 
 async def test_the_worker_answers_unmount_itself(env: Env, logs: list[str]) -> None:
-    manager, volume = env.manager(), env.volume()
+    manager, volume = env.manager(linger=0), env.volume()
     await manager.prepare(volume)
     await manager.mount(volume)
     pid = manager.worker_pid("vol")

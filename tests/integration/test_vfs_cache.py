@@ -23,7 +23,7 @@ import pytest
 
 from adapters.mounting.manager import WorkerMountManager
 from adapters.mounting.protocol import parse_mountinfo, worker_paths
-from adapters.mounting.system import is_mounted, is_stale, lock_holder
+from adapters.mounting.system import call_worker, is_mounted, is_stale, lock_holder
 from domain.volume import BackendSpec, Volume, VolumeSpec
 from tests.integration.fixtures.fuse_mount import Mounted, MountFactory, fuse_mount
 from tests.integration.fixtures.processes import process_gone
@@ -221,7 +221,7 @@ LATER = {"vfs-cache-mode": "writes", "vfs-write-back": "1h"}
 
 
 async def test_worker_unmounts_at_once_and_exits_after_uploading(env: Env) -> None:
-    manager, volume = env.manager(), env.volume(**LATER)
+    manager, volume = env.manager(linger=0), env.volume(**LATER)
     await manager.prepare(volume)
     await manager.mount(volume)
     pid = manager.worker_pid("vol")
@@ -275,6 +275,34 @@ async def test_recover_starts_a_drain_only_worker(env: Env) -> None:
     assert await restarted.recover(volume) is False  # nothing pending any more
 
 
+async def test_mount_while_uploading_is_served_by_the_same_worker(env: Env) -> None:
+    manager, volume = env.manager(), env.volume(**LATER)
+    await manager.prepare(volume)
+    await manager.mount(volume)
+    pid = manager.worker_pid("vol")
+    payload = os.urandom(2 * MiB)
+    (env.remote / "sub").mkdir()
+    Path(volume.mountpoint, "sub", "f").write_bytes(payload)
+    # The upload fails (a file stands where its directory was) and is retried.
+    (env.remote / "sub").rmdir()
+    (env.remote / "sub").write_bytes(b"in the way")
+    await manager.unmount(volume)
+    time.sleep(0.3)
+    status = await call_worker(worker_paths(str(env.cache), "vol").socket, "status")
+    assert (status["state"], status["pending_uploads"]) == ("draining", 1)
+
+    started = time.monotonic()
+    await manager.mount(volume)  # no wait for the uploads: they go on under the mount
+    assert time.monotonic() - started < 1.0
+    assert manager.worker_pid("vol") == pid and env.holder() == pid
+    (env.remote / "sub").unlink()
+    (env.remote / "sub").mkdir()
+    assert wait_until(lambda: (env.remote / "sub" / "f").exists(), timeout=20)
+    assert (env.remote / "sub" / "f").read_bytes() == payload
+    assert Path(volume.mountpoint, "sub", "f").read_bytes() == payload
+    await manager.unmount(volume)
+
+
 async def test_mount_waits_for_a_draining_worker_then_takes_over(env: Env) -> None:
     manager = env.manager(drain_wait=1.0, stop_wait=10.0)
     volume = env.volume(**LATER)
@@ -293,6 +321,9 @@ async def test_mount_waits_for_a_draining_worker_then_takes_over(env: Env) -> No
     time.sleep(0.5)
     assert env.holder() == first
 
+    # A daemon restarted with other flags: the worker refuses the job and is told
+    # to retire, but keeps retrying its upload.
+    manager.daemon_defaults = {"dir-cache-time": "1s"}
     await manager.mount(volume)  # waits 1 s, then stops the old worker
     second = manager.worker_pid("vol")
     assert second is not None and second != first
@@ -316,10 +347,11 @@ async def test_removing_a_volume_removes_its_cache_once_uploaded(env: Env) -> No
     assert Path(volume.mountpoint, "f").read_bytes() == b"cached"
     Path(volume.mountpoint, "g").write_bytes(b"written")
     await manager.unmount(volume)
-    assert wait_until(lambda: process_gone(pid), timeout=20)
+    assert wait_until(lambda: (env.remote / "g").exists(), timeout=20)
     cache = env.cache / "vfs" / "vol"
     assert (cache / "data" / "f").exists()  # kept while the volume exists
-    await manager.discard(volume)
+    await manager.discard(volume)  # its worker, waiting for another Mount, exits
+    assert wait_until(lambda: process_gone(pid))
     assert (env.remote / "g").read_bytes() == b"written"
     assert not cache.exists()
 

@@ -36,6 +36,7 @@ JOB = WorkerJob(
     control_socket="/var/cache/cloudvol/workers/vol1.sock",
     log_level="DEBUG",
     log_file=None,
+    linger=10.0,
 )
 
 
@@ -56,6 +57,7 @@ def test_job_has_the_documented_keys() -> None:
         "log_file",
         "drain_only",
         "config_path",
+        "linger",
     }
 
 
@@ -74,6 +76,8 @@ def test_job_log_fields_are_optional() -> None:
         ({"options": {"remote": 1}}, "'options'"),
         ({"defaults": ["x"]}, "'defaults'"),
         ({"log_file": 7}, "log_file"),
+        ({"linger": -1}, "'linger'"),
+        ({"linger": "5s"}, "'linger'"),
     ],
 )
 def test_bad_jobs_are_refused_with_the_field(change: dict[str, object], message: str) -> None:
@@ -110,10 +114,12 @@ def test_unexpected_readiness_text_is_reported_not_trusted() -> None:
 
 
 def test_requests_round_trip() -> None:
-    for op in ("status", "unmount", "forget"):
+    for op in ("status", "unmount", "forget", "retire"):
         line = request(op)
         assert line.endswith(b"\n") and line.count(b"\n") == 1
-        assert parse_request(line) == op
+        assert parse_request(line) == (op, {})
+    job = {"name": "v", "options": {"remote": "a:b"}}
+    assert parse_request(request("mount", job=job)) == ("mount", {"job": job})
 
 
 def test_unknown_or_malformed_requests() -> None:
