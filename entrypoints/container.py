@@ -53,6 +53,7 @@ def make_mount_manager(
         log_level=log_level,
         log_file=log_file,
         config_path=config_path,
+        standby=True,  # a volume's worker starts at Create, ready for the Mount
     )
 
 

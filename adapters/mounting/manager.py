@@ -12,6 +12,7 @@ the storage backends this daemon has mounted, and exits when its stdin closes
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import functools
@@ -24,7 +25,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
@@ -103,6 +104,9 @@ class WorkerMountManager:
         # How long an unmounted worker, its uploads done, stays for the volume's
         # next Mount (which then costs milliseconds); 0: it exits at once.
         linger: float = 30.0,
+        # At Create, start the volume's worker unmounted (connected, waiting for
+        # the Mount), so the first Mount is as quick as the next ones.
+        standby: bool = False,
     ) -> None:
         self.base_dir = base_dir
         self.cache_dir = cache_dir
@@ -116,6 +120,8 @@ class WorkerMountManager:
         self.stop_wait = stop_wait
         self.spare_workers = spare_workers
         self.linger = linger
+        self.standby = standby and linger > 0
+        self._standbys: set[asyncio.Task[None]] = set()
         self._workers: dict[str, _Worker] = {}  # serving a mount
         self._lingering: dict[str, _Worker] = {}  # unmounted, still there for the next Mount
         self._locks: dict[str, anyio.Lock] = {}
@@ -132,6 +138,20 @@ class WorkerMountManager:
         if await self._mounted_and_live(mp):
             return  # a live mount: the directory is there, and must stay untouched
         _make_mountpoint(mp)
+        if self.standby:
+            # Not awaited: Create answers now, and the Mount waits for the volume's lock.
+            task = asyncio.get_running_loop().create_task(self._start_standby(volume))
+            self._standbys.add(task)
+            task.add_done_callback(self._standbys.discard)
+
+    async def _start_standby(self, volume: Volume) -> None:
+        async with self._lock(volume.name):
+            if lock_holder(self._paths(volume.name).lock) is not None:
+                return  # a worker already serves it
+            try:
+                await self._spawn(volume, standby=True)
+            except Exception as e:
+                logger.warning("no worker started ahead for volume {}: {}", volume.name, e)
 
     async def discard(self, volume: Volume) -> None:
         await self._retire(volume.name)
@@ -254,6 +274,8 @@ class WorkerMountManager:
             return True
 
     async def shutdown(self) -> None:
+        for task in list(self._standbys):
+            task.cancel()
         self.close_spares()
         self._reap()
         workers = list(self._workers.values())
@@ -300,16 +322,19 @@ class WorkerMountManager:
 
     # --- spawning -------------------------------------------------------------
 
-    async def _spawn(self, volume: Volume, *, drain_only: bool = False) -> None:
+    async def _spawn(
+        self, volume: Volume, *, drain_only: bool = False, standby: bool = False
+    ) -> None:
         name, mp = volume.name, volume.mountpoint
         paths = self._paths(name)
         deadline = anyio.current_time() + self.mount_timeout
-        if not drain_only:
+        mounts = not (drain_only or standby)
+        if mounts:
             await self._wait_for_previous_worker(name, paths)
             await self._clear_orphan_mount(volume)
             await self.prepare(volume)
 
-        job = self._job(volume, drain_only=drain_only)
+        job = replace(self._job(volume, drain_only=drain_only), standby=standby)
         log_start = _file_size(paths.log)  # report only this run's log lines
         spare = await self._take_spare(deadline)
         if spare is not None:
@@ -331,18 +356,21 @@ class WorkerMountManager:
                 )
             if not report.ready:
                 raise MountFailed(report.error or await _describe_exit(proc, paths.log, log_start))
-            if not drain_only:
+            if mounts:
                 await self._verify_mounted(mp, proc)
         except BaseException as e:
             os.close(read_fd)
             worker.expected_exit = True
-            await self._kill(proc, mp, unmount=not drain_only)
+            await self._kill(proc, mp, unmount=mounts)
             if isinstance(e, MountFailed) or not isinstance(e, Exception):
                 raise
             raise MountFailed(f"mount worker for {name} failed: {e}") from e
         os.close(read_fd)
         if drain_only:
             worker.expected_exit = True  # it exits once the uploads are done
+        elif standby:
+            worker.expected_exit = True  # it exits unless mounted within `linger`
+            self._lingering[name] = worker
         else:
             self._workers[name] = worker
         threading.Thread(

@@ -53,6 +53,9 @@ class WorkerJob:
     # Seconds an unmounted worker with nothing left to upload waits for the next
     # Mount (Docker mounts twice per `docker run`); 0: it exits at once.
     linger: float = 0.0
+    # Start unmounted: connect and wait `linger` seconds for the Mount, so that
+    # the volume's first Mount costs no more than its next ones.
+    standby: bool = False
 
     def to_json(self) -> str:
         return json.dumps(
@@ -68,6 +71,7 @@ class WorkerJob:
                 "config_path": self.config_path,
                 "drain_only": self.drain_only,
                 "linger": self.linger,
+                "standby": self.standby,
             }
         )
 
@@ -91,9 +95,9 @@ class WorkerJob:
             v is None or isinstance(v, str) for v in (log_file, config_path)
         ):
             raise ProtocolError("mount job: 'log_level'/'log_file'/'config_path' must be strings")
-        drain_only = raw.get("drain_only", False)
-        if not isinstance(drain_only, bool):
-            raise ProtocolError("mount job: 'drain_only' must be a boolean")
+        drain_only, standby = raw.get("drain_only", False), raw.get("standby", False)
+        if not isinstance(drain_only, bool) or not isinstance(standby, bool):
+            raise ProtocolError("mount job: 'drain_only' and 'standby' must be booleans")
         linger = raw.get("linger", 0.0)
         if isinstance(linger, bool) or not isinstance(linger, int | float) or linger < 0:
             raise ProtocolError("mount job: 'linger' must be a number of seconds, 0 or more")
@@ -109,6 +113,7 @@ class WorkerJob:
             config_path=config_path or None,
             drain_only=drain_only,
             linger=float(linger),
+            standby=standby,
         )
 
 

@@ -19,6 +19,7 @@ import json
 import os
 import signal
 from collections.abc import Callable
+from dataclasses import replace
 
 import anyio
 from anyio.abc import SocketListener, SocketStream
@@ -105,7 +106,7 @@ class MountWorker:
         # The worker re-reads the config file: a restarted worker sees its current remotes.
         config = load_rclone_config(self.job.config_path) if self.job.config_path else None
         spec = parse_volume_options(self.job.options, self.job.defaults, config).spec
-        if not self.job.drain_only:
+        if not (self.job.drain_only or self.job.standby):
             self._check_mountpoint(spec.mount)
         storage = DefaultStorageFactory().create(spec.backend)
         vfs: Vfs | None = None
@@ -126,6 +127,9 @@ class MountWorker:
                 if self.job.drain_only:
                     self._retiring = True  # nothing to serve: done once uploaded
                     self.state = "draining"
+                    self._report(encode_ready())
+                elif self.job.standby:
+                    self.state = "draining"  # what a killed worker left, then idle
                     self._report(encode_ready())
                 else:
                     await self._serve(vfs, fsname, spec.mount, first=True)
@@ -279,7 +283,7 @@ class MountWorker:
             job = WorkerJob.from_json(json.dumps(raw_job))
         except (ProtocolError, TypeError, ValueError) as e:
             raise MountFailed(f"bad job: {e}") from None
-        if job != self.job:
+        if replace(job, standby=self.job.standby) != self.job:
             raise MountFailed("the job differs from this worker's: start a new worker")
         if _stamp(job.config_path) != self._config_stamp:
             raise MountFailed("the config file changed since this worker started")

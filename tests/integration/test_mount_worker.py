@@ -545,3 +545,22 @@ print({"local", "sftp", "s3", "memory"} <= set(factory.types))
         [sys.executable, "-c", probe], capture_output=True, cwd=ROOT, timeout=60, check=True
     )
     assert done.stdout.decode().splitlines() == ["", "True False", "True"]
+
+
+async def test_standby_worker_started_at_create_serves_the_first_mount(env: Env) -> None:
+    (env.remote / "f.txt").write_text("ready")
+    manager, volume = env.manager(standby=True), env.volume()
+    await manager.prepare(volume)  # Create: the worker starts, unmounted, in the background
+    sock = worker_paths(str(env.cache), "vol").socket
+    # Polled in a thread: the event loop must stay free to run the standby start.
+    assert await anyio.to_thread.run_sync(_wait_until, lambda: Path(sock).exists())
+    pid = env.holder()
+    assert pid is not None and not is_mounted(volume.mountpoint)
+    assert (await call_worker(sock, "status"))["state"] == "idle"
+
+    await manager.mount(volume)
+    assert manager.worker_pid("vol") == pid
+    assert Path(volume.mountpoint, "f.txt").read_text() == "ready"
+    await manager.unmount(volume)
+    await manager.shutdown()
+    assert pid is not None and _wait_until(lambda: _gone(pid))

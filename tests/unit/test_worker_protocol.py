@@ -58,6 +58,7 @@ def test_job_has_the_documented_keys() -> None:
         "drain_only",
         "config_path",
         "linger",
+        "standby",
     }
 
 
@@ -78,6 +79,7 @@ def test_job_log_fields_are_optional() -> None:
         ({"log_file": 7}, "log_file"),
         ({"linger": -1}, "'linger'"),
         ({"linger": "5s"}, "'linger'"),
+        ({"standby": "yes"}, "'standby'"),
     ],
 )
 def test_bad_jobs_are_refused_with_the_field(change: dict[str, object], message: str) -> None:
