@@ -23,6 +23,11 @@ over after the next close). `drain` uploads everything now and waits, which is
 what a worker does after its mount has gone. Items found dirty on disk at
 `start` (a worker that was killed) are uploaded at once.
 
+Streamed uploads: a file written sequentially from empty is sent to a remote
+writer (its hidden temporary file) while it is being written, once it passes
+`STREAM_AFTER`; the upload due at write-back then only sends the tail and commits.
+Any other change aborts the stream, and the upload sends the whole file as usual.
+
 Eviction: every `cache_poll_interval`, `domain.cache_policy.choose_evictions`
 picks the clean, closed items to remove (by age, then least recently used above
 the size limit), counting the bytes really present in the sparse files.
@@ -39,7 +44,13 @@ from collections.abc import Callable, Iterable
 
 from loguru import logger
 
-from application.ports import CacheFile, CacheStore, RemoteReader, RemoteStorage
+from application.ports import (
+    CacheFile,
+    CacheStore,
+    RemoteReader,
+    RemoteStorage,
+    RemoteWriter,
+)
 from domain.cache_policy import CacheItemUsage, choose_evictions, upload_retry_delay
 from domain.cache_record import CacheRecord
 from domain.fingerprint import Fingerprint
@@ -49,6 +60,9 @@ from domain.volume import UNLIMITED, VfsOptions
 MAX_FETCH = 4 * 1024 * 1024  # one remote read; also bounds memory per request
 MIN_FETCH = 256 * 1024  # a random read still asks for this much: round trips cost more
 UPLOAD_PIECE = 4 * 1024 * 1024
+# A file written sequentially is streamed to the remote from this size on: below
+# it, starting early saves little and would only add requests while it is written.
+STREAM_AFTER = 4 * 1024 * 1024
 
 
 class _Fetch:
@@ -56,6 +70,25 @@ class _Fetch:
 
     def __init__(self, start: int, end: int, task: asyncio.Task[None]) -> None:
         self.start, self.end, self.task = start, end, task
+
+
+class _Stream:
+    """An upload that follows a sequential writer: it sends [0, end) of the data
+    file to `writer` as the writes come, and waits for more until an upload
+    claims it; that upload then commits the writer (see VfsCache._upload)."""
+
+    __slots__ = ("claimed", "end", "failed", "item", "path", "sent", "task", "wakeup", "writer")
+
+    def __init__(self, item: CacheItem, end: int) -> None:
+        self.item = item
+        self.path = item.path  # the writer's target: a rename aborts the stream
+        self.end = end  # bytes written so far, all in sequence: what may be sent
+        self.sent = 0
+        self.writer: RemoteWriter | None = None
+        self.wakeup = asyncio.Event()  # set by each write, and by the claim
+        self.claimed = False  # no more writes: send up to `end`, then stop
+        self.failed = False
+        self.task: asyncio.Task[None] | None = None
 
 
 class CacheItem:
@@ -82,6 +115,12 @@ class CacheItem:
         self.fetches: list[_Fetch] = []
         self.ahead: tuple[int, int] | None = None  # the read-ahead window to keep filled
         self.file_lock = asyncio.Lock()
+        # Written in one sequence from empty: the bytes [0, sequential_end) are the
+        # whole content, as of `sequential_generation`. None once anything else
+        # changed it. Runtime only.
+        self.sequential_end: int | None = None
+        self.sequential_generation = -1
+        self.stream: _Stream | None = None  # following the sequential writes
 
     @property
     def path(self) -> str:
@@ -123,6 +162,9 @@ class VfsCache:
         self._transfers = asyncio.Semaphore(max(1, options.transfers))
         self._cleaner: asyncio.Task[None] | None = None
         self._draining = False
+        # Streams still holding a writer or a data file; at most `transfers` start,
+        # counted apart from the uploads: a stream may wait long for its writer.
+        self._streams: set[_Stream] = set()
         self.uploads_done = 0  # for tests and status reports
 
     # ----- lifecycle ----------------------------------------------------------------
@@ -211,12 +253,16 @@ class VfsCache:
         """Cancel background work (pending uploads stay recorded on disk)."""
         tasks = [t for t in (self._cleaner,) if t is not None]
         for item in self._items.values():
+            self._forget_sequence(item)
             if item.upload is not None:
                 tasks.append(item.upload)
             tasks.extend(f.task for f in item.fetches)
+        tasks.extend(s.task for s in self._streams if s.task is not None)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for stream in list(self._streams):
+            await self._end_stream(stream)  # its temporary file goes
         for item in list(self._items.values()):
             await self._close_file(item, force=True)
 
@@ -269,6 +315,7 @@ class VfsCache:
             cached = item.record.fingerprint
             if remote is None or cached is None or not cached.same_remote(remote):
                 logger.info("{}: changed on the remote, dropping the cached copy", path)
+                self._forget_sequence(item)
                 await self._stop_fetches(item)
                 item.record = CacheRecord(
                     path, remote.size if remote else 0, remote_mtime, now, RangeSet(), remote
@@ -480,27 +527,66 @@ class VfsCache:
     async def write(self, item: CacheItem, offset: int, data: bytes) -> int:
         assert item.file is not None
         record = item.record
+        size_before = record.size
         if offset > record.size:
             record.ranges.add(record.size, offset)  # the hole reads as zeros: present
-        item.file.pwrite(offset, data)
+        try:
+            item.file.pwrite(offset, data)
+        except BaseException:
+            self._forget_sequence(item)  # what reached the data file is unknown
+            raise
         record.ranges.add(offset, offset + len(data))
         record.size = max(record.size, offset + len(data))
-        await self._modified(item)
+        sequential = self._follow_write(item, offset, len(data), size_before)
+        await self._modified(item, sequential=sequential)
         return len(data)
 
     async def truncate(self, item: CacheItem, size: int) -> None:
         assert item.file is not None
         record = item.record
+        same_size = size == record.size
+        if not same_size:
+            self._forget_sequence(item)
         item.file.truncate(size)
         if size < record.size:
             record.ranges.truncate(size)
         else:
             record.ranges.add(record.size, size)
         record.size = size
-        await self._modified(item)
+        await self._modified(item, sequential=same_size and item.sequential_end is not None)
 
-    async def _modified(self, item: CacheItem) -> None:
+    def _follow_write(self, item: CacheItem, offset: int, length: int, size_before: int) -> bool:
+        """Keep track of a sequential writer, and feed or start its stream.
+        Returns whether the write continued the sequence. Never waits: this is
+        the FUSE write path."""
+        if offset == 0 and size_before == 0:
+            self._forget_sequence(item)  # a new sequence: nothing before it counts
+            item.sequential_end = length
+            item.sequential_generation = item.generation
+        elif item.sequential_end is not None and offset == item.sequential_end == size_before:
+            item.sequential_end += length
+        else:
+            self._forget_sequence(item)
+            return False
+        stream = item.stream
+        if stream is not None:
+            stream.end = item.sequential_end
+            stream.wakeup.set()
+        elif (
+            item.sequential_end >= STREAM_AFTER
+            and not item.removed
+            and len(self._streams) < max(1, self.options.transfers)
+        ):
+            self._start_stream(item, item.sequential_end)
+        return True
+
+    async def _modified(self, item: CacheItem, *, sequential: bool = False) -> None:
+        """After a change of the content; `sequential`: the change kept the item's
+        sequential run intact (its stream, if any, stays valid)."""
+        still_sequential = sequential and item.sequential_generation == item.generation
         item.generation += 1
+        if still_sequential:
+            item.sequential_generation = item.generation
         item.version += 1
         item.record.mtime = self._now()
         item.record.atime = item.record.mtime
@@ -543,7 +629,11 @@ class VfsCache:
             fp = item.record.fingerprint
             if fp is not None and fp.mtime is not None:
                 item.record.fingerprint = Fingerprint(fp.size, mtime, fp.hash)
+        # The time is not content: a stream stays valid (`tar` sets it after writing).
+        still_sequential = item.sequential_generation == item.generation
         item.generation += 1
+        if still_sequential:
+            item.sequential_generation = item.generation
         item.version += 1
         if item.opens == 0:
             await self._save(item, durable=False)
@@ -555,15 +645,18 @@ class VfsCache:
         prefix = path + "/"
         for item in [i for p, i in self._items.items() if p == path or p.startswith(prefix)]:
             await self._stop_upload(item)
+            await self._end_streams(item)
             item.removed = True
             del self._items[item.path]
             await self._store.remove(item.path)
 
     async def pause_uploads(self, path: str) -> None:
-        """Stop the uploads of `path` and everything under it (before a rename)."""
+        """Stop the uploads of `path` and everything under it (before a rename).
+        Streams are aborted: their writers target the old name."""
         prefix = path + "/"
         for item in [i for p, i in self._items.items() if p == path or p.startswith(prefix)]:
             await self._stop_upload(item)
+            await self._end_streams(item)
 
     def resume_uploads(self, path: str) -> None:
         prefix = path + "/"
@@ -635,6 +728,8 @@ class VfsCache:
         if not item.dirty or item.removed:
             return
         path, generation = item.path, item.generation
+        stream = self._claim_stream(item)
+        streamed = False
         item.users += 1
         item.transferring = True
         try:
@@ -644,23 +739,36 @@ class VfsCache:
             file = item.file
             assert file is not None
             started = time.monotonic()
-            try:
-                await self._send(path, file, size)
-            except FileNotFoundError:
-                # Its directory went from the remote meanwhile: like rclone, make
-                # it again (and its parents) and upload once more.
-                parent = path.rpartition("/")[0]
-                if not parent:
-                    raise
-                logger.warning("{}: the remote directory {} is gone: recreating it", path, parent)
-                await self._make_dirs(parent)
-                await self._send(path, file, size)
+            if stream is not None:
+                streamed = await self._commit_stream(stream, size)
+            if not streamed:
+                try:
+                    await self._send(path, file, size)
+                except FileNotFoundError:
+                    # Its directory went from the remote meanwhile: like rclone, make
+                    # it again (and its parents) and upload once more.
+                    parent = path.rpartition("/")[0]
+                    if not parent:
+                        raise
+                    logger.warning(
+                        "{}: the remote directory {} is gone: recreating it", path, parent
+                    )
+                    await self._make_dirs(parent)
+                    await self._send(path, file, size)
             fingerprint = await self._after_upload(path, size, item.record.mtime)
         finally:
+            if stream is not None:
+                await self._end_stream(stream)  # nothing left to do once committed
             item.transferring = False
             item.users -= 1
             await self._close_file(item)
-        logger.debug("{}: uploaded {} bytes in {:.2f} s", path, size, time.monotonic() - started)
+        logger.debug(
+            "{}: uploaded {} bytes in {:.2f} s{}",
+            path,
+            size,
+            time.monotonic() - started,
+            " (streamed while written)" if streamed else "",
+        )
         self.uploads_done += 1
         if item.generation != generation or item.removed:
             return  # changed meanwhile: the new content has its own upload coming
@@ -687,6 +795,123 @@ class VfsCache:
             with contextlib.suppress(Exception):
                 await asyncio.shield(writer.abort())
             raise
+
+    # ----- streams: uploads that follow a sequential writer ---------------------------
+
+    def _start_stream(self, item: CacheItem, end: int) -> None:
+        stream = _Stream(item, end)
+        stream.task = asyncio.get_running_loop().create_task(self._stream(item, stream))
+        item.stream = stream
+        self._streams.add(stream)
+        # Removed when done, even if cancelled before it ever ran.
+        stream.task.add_done_callback(lambda _task: self._streams.discard(stream))
+
+    async def _stream(self, item: CacheItem, stream: _Stream) -> None:
+        """Send the sequential bytes as they are written, until claimed and caught
+        up. A failure aborts the writer and is left to the regular upload."""
+        item.users += 1  # keeps the data file open
+        try:
+            file = await self._open_file(item)
+            writer = stream.writer = await self._storage.open_writer(stream.path)
+            while not (stream.claimed and stream.sent >= stream.end):
+                if stream.sent >= stream.end:
+                    stream.wakeup.clear()
+                    await stream.wakeup.wait()
+                    continue
+                data = file.pread(stream.sent, min(UPLOAD_PIECE, stream.end - stream.sent))
+                if not data:
+                    raise OSError(errno.EIO, f"{stream.path}: cache file shorter than written")
+                await writer.write(data)
+                stream.sent += len(data)
+        except BaseException as exc:
+            stream.failed = True
+            writer_left, stream.writer = stream.writer, None
+            if writer_left is not None:
+                await _abort_quietly(writer_left)
+            if not isinstance(exc, Exception):
+                raise
+            logger.info(
+                "{}: the upload following the writes failed ({!r}); "
+                "the file is uploaded whole at write-back",
+                stream.path,
+                exc,
+            )
+        finally:
+            item.users -= 1
+            await self._close_file(item)
+
+    def _forget_sequence(self, item: CacheItem) -> None:
+        """The item is no longer written in sequence: abort its stream (in the
+        background, so the FUSE write path never waits for the remote)."""
+        item.sequential_end = None
+        stream, item.stream = item.stream, None
+        if stream is not None and stream.task is not None:
+            stream.task.cancel()  # the task aborts its writer
+
+    async def _end_streams(self, item: CacheItem) -> None:
+        """Forget the item's sequence and wait until every stream of it has
+        aborted, so no temporary file is left behind (or moved by a rename)."""
+        self._forget_sequence(item)
+        for stream in [s for s in self._streams if s.item is item]:
+            await self._end_stream(stream)
+
+    async def _end_stream(self, stream: _Stream) -> None:
+        """Stop the stream and abort its writer, unless committed already."""
+        if stream.task is not None:
+            stream.task.cancel()
+            await asyncio.gather(stream.task, return_exceptions=True)
+        writer, stream.writer = stream.writer, None
+        if writer is not None:
+            await _abort_quietly(writer)
+
+    def _claim_stream(self, item: CacheItem) -> _Stream | None:
+        """Take the item's stream for the upload starting now, if it carries
+        exactly the item's content; otherwise abort it."""
+        stream, item.stream = item.stream, None
+        if stream is None:
+            return None
+        intact = (
+            not stream.failed
+            and stream.path == item.path
+            and item.sequential_end == item.size == stream.end
+            and item.sequential_generation == item.generation
+            and item.record.ranges.covers(0, item.size)
+        )
+        if not intact:
+            if stream.task is not None:
+                stream.task.cancel()
+            return None
+        stream.claimed = True  # no write comes to it any more: it sends the tail and stops
+        stream.wakeup.set()
+        return stream
+
+    async def _commit_stream(self, stream: _Stream, size: int) -> bool:
+        """Wait for the claimed stream to send its tail, then commit its writer.
+        False if it failed: nothing of it is left, and the caller sends the file
+        the usual way."""
+        assert stream.task is not None
+        # Not awaited directly: a cancel meant for the stream alone must not look
+        # like a cancel of the upload. A cancelled upload ends the stream itself.
+        await asyncio.wait([stream.task])
+        writer, stream.writer = stream.writer, None
+        if writer is None or stream.failed or stream.sent != size:
+            if writer is not None:
+                await _abort_quietly(writer)
+            return False
+        try:
+            await writer.commit()
+        except BaseException as exc:
+            await _abort_quietly(writer)
+            if not isinstance(exc, Exception):
+                raise
+            logger.info(
+                "{}: committing the upload that followed the writes failed ({!r}); "
+                "sending the file again",
+                stream.path,
+                exc,
+            )
+            return False
+        return True
 
     async def _make_dirs(self, directory: str) -> None:
         """mkdir -p on the remote."""
@@ -748,6 +973,12 @@ class VfsCache:
             item.removed = True
             await self._store.remove(path)
         return chosen
+
+
+async def _abort_quietly(writer: RemoteWriter) -> None:
+    # Shielded: a cancelled caller must still not leave a temporary file behind.
+    with contextlib.suppress(Exception):
+        await asyncio.shield(writer.abort())
 
 
 def _discard(fetches: list[_Fetch], start: int, end: int) -> None:

@@ -175,6 +175,31 @@ def test_unmount_uploads_pending_files_before_exit(
     assert (m.backing / "late.txt").read_bytes() == b"never stranded"
 
 
+def test_a_sequential_write_is_sent_while_written(fuse_mount: MountFactory, tmp_path: Path) -> None:
+    m = cached(fuse_mount, tmp_path, "writes", "vfs-write-back=1h")
+    payload = os.urandom(24 * MiB)
+
+    def temporaries() -> list[Path]:
+        return [p for p in m.backing.iterdir() if p.name.startswith(".big.bin.")]
+
+    fd = os.open(m.mountpoint / "big.bin", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        for pos in range(0, 16 * MiB, MiB):
+            os.write(fd, payload[pos : pos + MiB])
+        # Still open: the bytes are on their way to a temporary file, not the name.
+        assert wait_until(lambda: sum(p.stat().st_size for p in temporaries()) >= 12 * MiB)
+        assert not (m.backing / "big.bin").exists()
+        for pos in range(16 * MiB, len(payload), MiB):
+            os.write(fd, payload[pos : pos + MiB])
+    finally:
+        os.close(fd)
+    assert not (m.backing / "big.bin").exists()  # named by the upload only (at unmount)
+    subprocess.run(["fusermount3", "-u", str(m.mountpoint)], check=True)
+    m.process.wait(timeout=20)
+    assert (m.backing / "big.bin").read_bytes() == payload
+    assert temporaries() == []
+
+
 # ----- mount workers: drain, recovery, one worker per cache ----------------------------
 
 

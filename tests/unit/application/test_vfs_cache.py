@@ -747,3 +747,265 @@ async def test_no_seek_refuses_uncached_seeks_only(env: Env) -> None:
     fh = await vfs.open(ino, RW)  # a cache file can always be seeked
     assert len(await vfs.read(fh, 8 * MiB, 4096)) == 4096
     await vfs.release(fh)
+
+
+# ----- streamed uploads: a sequential writer is followed ------------------------------
+
+
+class RecordingStorage(MemoryStorage):
+    """Keeps every writer it opens, to tell what each was sent and how it ended.
+    `fail_at`: the next writer opened fails once it would pass that many bytes."""
+
+    def __init__(self, tree: MemoryTree | None = None) -> None:
+        super().__init__(tree)
+        self.writers: list[RecordingWriter] = []
+        self.fail_at: int | None = None
+
+    async def open_writer(self, path: str) -> RecordingWriter:
+        fail_at, self.fail_at = self.fail_at, None
+        writer = RecordingWriter(path, await super().open_writer(path), fail_at)
+        self.writers.append(writer)
+        return writer
+
+    def sent(self) -> int:
+        return sum(w.sent for w in self.writers)
+
+    def states(self) -> list[tuple[str, str]]:
+        return [(w.path, w.state) for w in self.writers]
+
+
+class RecordingWriter:
+    def __init__(self, path: str, inner: object, fail_at: int | None) -> None:
+        self.path, self._inner, self._fail_at = path, inner, fail_at
+        self.sent = 0
+        self.state = "open"
+
+    async def write(self, data: bytes) -> None:
+        if self._fail_at is not None and self.sent + len(data) > self._fail_at:
+            raise OSError(errno.ECONNRESET, "connection lost (injected)")
+        await self._inner.write(data)  # type: ignore[attr-defined]
+        self.sent += len(data)
+
+    async def commit(self) -> None:
+        await self._inner.commit()  # type: ignore[attr-defined]
+        self.state = "committed"
+
+    async def abort(self) -> None:
+        await self._inner.abort()  # type: ignore[attr-defined]
+        self.state = "aborted"
+
+
+@pytest.fixture
+async def renv(tmp_path: Path) -> AsyncIterator[Env]:
+    e = Env(tmp_path, RecordingStorage())
+    yield e
+    for vfs in e.vfss:
+        await vfs.stop()
+
+
+def recording(env: Env) -> RecordingStorage:
+    assert isinstance(env.storage, RecordingStorage)
+    return env.storage
+
+
+async def write_in_sequence(
+    vfs: Vfs, fh: int, data: bytes, start: int = 0, piece: int = MiB
+) -> None:
+    for pos in range(start, len(data), piece):
+        await vfs.write(fh, pos, data[pos : pos + piece])
+        await asyncio.sleep(0)  # between two FUSE requests the loop runs others
+
+
+async def test_a_sequential_write_is_sent_while_written_and_only_once(renv: Env) -> None:
+    storage = recording(renv)
+    vfs = await renv.vfs(opts(write_back=3600.0))
+    content = os.urandom(16 * MiB + 12345)
+    fh, _ = await vfs.create(ROOT_INODE, "f", CREATE)
+    await write_in_sequence(vfs, fh, content[: 12 * MiB])
+    await eventually(lambda: storage.sent() == 12 * MiB)  # still open: sent already
+    assert storage.states() == [("f", "open")]
+    await write_in_sequence(vfs, fh, content, start=12 * MiB)
+    await vfs.flush(fh)
+    await vfs.release(fh)
+    await eventually(lambda: storage.sent() == len(content))  # the tail follows the close
+    assert "f" not in renv.tree.files  # the name comes with the regular upload only
+    with anyio.fail_after(5):
+        await vfs.drain()
+    assert renv.tree.get("f") == content
+    assert storage.states() == [("f", "committed")]
+    assert storage.sent() == len(content)
+    assert vfs.pending_uploads() == 0
+
+
+async def test_a_streamed_file_is_named_when_its_write_back_fires(renv: Env) -> None:
+    storage = recording(renv)
+    vfs = await renv.vfs(opts(write_back=0.5))
+    content = os.urandom(8 * MiB)
+    fh, _ = await vfs.create(ROOT_INODE, "f", CREATE)
+    await write_in_sequence(vfs, fh, content)
+    await vfs.release(fh)
+    await eventually(lambda: storage.sent() == len(content))
+    assert "f" not in renv.tree.files
+    await eventually(lambda: "f" in renv.tree.files and vfs.pending_uploads() == 0)
+    assert renv.tree.get("f") == content
+    assert storage.states() == [("f", "committed")] and storage.sent() == len(content)
+
+
+async def test_a_small_file_is_not_streamed(renv: Env) -> None:
+    storage = recording(renv)
+    vfs = await renv.vfs(opts(write_back=3600.0))
+    content = os.urandom(3 * MiB)
+    fh, _ = await vfs.create(ROOT_INODE, "f", CREATE)
+    await write_in_sequence(vfs, fh, content)
+    await vfs.release(fh)
+    await asyncio.sleep(0.05)
+    assert storage.writers == []
+    await vfs.drain()
+    assert renv.tree.get("f") == content
+    assert storage.states() == [("f", "committed")]
+
+
+async def test_a_write_back_in_the_file_aborts_its_stream(renv: Env) -> None:
+    storage = recording(renv)
+    vfs = await renv.vfs(opts(write_back=3600.0))
+    content = bytearray(os.urandom(12 * MiB))
+    fh, _ = await vfs.create(ROOT_INODE, "f", CREATE)
+    await write_in_sequence(vfs, fh, content[: 8 * MiB])
+    await eventually(lambda: storage.sent() == 8 * MiB)
+    await vfs.write(fh, 100, b"X" * 10)  # a seek back over bytes already sent
+    content[100:110] = b"X" * 10
+    await eventually(lambda: storage.states() == [("f", "aborted")])
+    await write_in_sequence(vfs, fh, content, start=8 * MiB)
+    await vfs.release(fh)
+    assert len(storage.writers) == 1  # no stream once out of sequence
+    await vfs.drain()
+    assert renv.tree.get("f") == content
+    assert storage.states() == [("f", "aborted"), ("f", "committed")]
+    assert storage.writers[1].sent == len(content)
+
+
+async def test_a_truncate_aborts_the_stream_and_emptying_starts_a_new_one(renv: Env) -> None:
+    storage = recording(renv)
+    vfs = await renv.vfs(opts(write_back=3600.0))
+    content = os.urandom(8 * MiB)
+    fh, _ = await vfs.create(ROOT_INODE, "f", CREATE)
+    ino = await inode(vfs, "f")
+    await write_in_sequence(vfs, fh, content)
+    await eventually(lambda: storage.sent() == 8 * MiB)
+    await vfs.setattr(ino, size=5 * MiB)
+    await eventually(lambda: storage.states() == [("f", "aborted")])
+    await vfs.write(fh, 5 * MiB, b"tail")  # at the end, but the sequence is broken
+    await asyncio.sleep(0.05)
+    assert len(storage.writers) == 1
+    # Emptied and written again from the start: followed again.
+    await vfs.setattr(ino, size=0)
+    again = os.urandom(6 * MiB)
+    await write_in_sequence(vfs, fh, again)
+    await eventually(lambda: storage.states() == [("f", "aborted"), ("f", "open")])
+    await vfs.setattr(ino, size=6 * MiB)  # no change of size: the stream stays valid
+    await vfs.release(fh)
+    await vfs.drain()
+    assert renv.tree.get("f") == again
+    assert storage.states() == [("f", "aborted"), ("f", "committed")]
+    assert storage.writers[1].sent == len(again)
+
+
+async def test_a_rename_aborts_the_stream_and_uploads_to_the_new_name(renv: Env) -> None:
+    storage = recording(renv)
+    vfs = await renv.vfs(opts(write_back=3600.0))
+    content = os.urandom(10 * MiB)
+    fh, _ = await vfs.create(ROOT_INODE, "f", CREATE)
+    await write_in_sequence(vfs, fh, content[: 6 * MiB])
+    await eventually(lambda: storage.sent() == 6 * MiB)
+    await vfs.rename(ROOT_INODE, "f", ROOT_INODE, "g")
+    # Aborted before the rename returns: no temporary file to move along with it.
+    assert storage.states() == [("f", "aborted")]
+    await write_in_sequence(vfs, fh, content, start=6 * MiB)
+    await vfs.release(fh)
+    await vfs.drain()
+    assert renv.tree.get("g") == content and "f" not in renv.tree.files
+    assert storage.states() == [("f", "aborted"), ("g", "committed")]
+
+
+async def test_a_removed_file_leaves_no_stream_behind(renv: Env) -> None:
+    storage = recording(renv)
+    vfs = await renv.vfs(opts(write_back=3600.0))
+    content = os.urandom(10 * MiB)
+    fh, _ = await vfs.create(ROOT_INODE, "f", CREATE)
+    await write_in_sequence(vfs, fh, content[: 6 * MiB])
+    await eventually(lambda: storage.sent() == 6 * MiB)
+    await vfs.unlink(ROOT_INODE, "f")
+    assert storage.states() == [("f", "aborted")]
+    await write_in_sequence(vfs, fh, content, start=6 * MiB)  # still open: still written
+    await vfs.release(fh)
+    await vfs.drain()
+    assert not renv.tree.files
+    assert storage.states() == [("f", "aborted")]
+
+
+async def test_a_failed_stream_falls_back_to_a_whole_upload(renv: Env) -> None:
+    storage = recording(renv)
+    storage.fail_at = 6 * MiB
+    vfs = await renv.vfs(opts(write_back=3600.0))
+    content = os.urandom(16 * MiB)
+    fh, _ = await vfs.create(ROOT_INODE, "f", CREATE)
+    await write_in_sequence(vfs, fh, content)
+    await eventually(lambda: storage.states() == [("f", "aborted")])
+    await vfs.release(fh)
+    await vfs.drain()
+    assert renv.tree.get("f") == content
+    assert storage.states() == [("f", "aborted"), ("f", "committed")]
+    assert storage.writers[1].sent == len(content)
+
+
+async def test_streams_are_limited_to_transfers(renv: Env) -> None:
+    storage = recording(renv)
+    vfs = await renv.vfs(opts(write_back=3600.0, transfers=1))
+    a, b = os.urandom(6 * MiB), os.urandom(6 * MiB)
+    fa, _ = await vfs.create(ROOT_INODE, "a", CREATE)
+    fb, _ = await vfs.create(ROOT_INODE, "b", CREATE)
+    for pos in range(0, 6 * MiB, MiB):
+        await vfs.write(fa, pos, a[pos : pos + MiB])
+        await vfs.write(fb, pos, b[pos : pos + MiB])
+        await asyncio.sleep(0)
+    await eventually(lambda: storage.sent() == 6 * MiB)
+    assert storage.states() == [("a", "open")]
+    await vfs.release(fa)
+    await vfs.release(fb)
+    await vfs.drain()
+    assert renv.tree.get("a") == a and renv.tree.get("b") == b
+    assert sorted(storage.states()) == [("a", "committed"), ("b", "committed")]
+    assert storage.sent() == 12 * MiB
+
+
+async def test_an_append_after_reopening_continues_the_stream(renv: Env) -> None:
+    storage = recording(renv)
+    vfs = await renv.vfs(opts(write_back=3600.0))
+    content = os.urandom(9 * MiB)
+    fh, _ = await vfs.create(ROOT_INODE, "f", CREATE)
+    await write_in_sequence(vfs, fh, content[: 8 * MiB])
+    await vfs.release(fh)
+    fh = await vfs.open(await inode(vfs, "f"), WO | os.O_APPEND)
+    await vfs.write(fh, 0, content[8 * MiB :])
+    await vfs.release(fh)
+    # Setting the time is no change of content (tar does it after writing).
+    await vfs.setattr(await inode(vfs, "f"), mtime=1_500_000_000.0)
+    await vfs.drain()
+    assert renv.tree.get("f") == content
+    assert renv.tree.files["f"].mtime == 1_500_000_000.0
+    assert storage.states() == [("f", "committed")] and storage.sent() == len(content)
+
+
+async def test_stop_aborts_streams_and_keeps_the_data_for_the_next_start(renv: Env) -> None:
+    storage = recording(renv)
+    first = await renv.vfs(opts(write_back=3600.0))
+    content = os.urandom(8 * MiB)
+    fh, _ = await first.create(ROOT_INODE, "f", CREATE)
+    await write_in_sequence(first, fh, content)
+    await first.flush(fh)
+    await eventually(lambda: storage.sent() == len(content))
+    await first.stop()  # a worker going away before the upload
+    assert storage.states() == [("f", "aborted")] and not renv.tree.files
+    second = await renv.vfs(opts(write_back=3600.0))
+    await eventually(lambda: "f" in renv.tree.files and second.pending_uploads() == 0)
+    assert renv.tree.get("f") == content
