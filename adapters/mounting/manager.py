@@ -12,7 +12,6 @@ the storage backends this daemon has mounted, and exits when its stdin closes
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import functools
@@ -121,7 +120,6 @@ class WorkerMountManager:
         self.spare_workers = spare_workers
         self.linger = linger
         self.standby = standby and linger > 0
-        self._standbys: set[asyncio.Task[None]] = set()
         self._workers: dict[str, _Worker] = {}  # serving a mount
         self._lingering: dict[str, _Worker] = {}  # unmounted, still there for the next Mount
         self._locks: dict[str, anyio.Lock] = {}
@@ -134,15 +132,20 @@ class WorkerMountManager:
         # A volume being created is about to be mounted: have its worker ready.
         self._preload.add(volume.spec.backend.type)
         self._start_spares()
-        mp = volume.mountpoint
-        if await self._mounted_and_live(mp):
-            return  # a live mount: the directory is there, and must stay untouched
-        _make_mountpoint(mp)
+        if not await self._prepare_mountpoint(volume):
+            return
         if self.standby:
-            # Not awaited: Create answers now, and the Mount waits for the volume's lock.
-            task = asyncio.get_running_loop().create_task(self._start_standby(volume))
-            self._standbys.add(task)
-            task.add_done_callback(self._standbys.discard)
+            # Create answers once the worker is connected: Docker's Mount follows
+            # at once with `docker run -v new:/data`, and would only wait for it.
+            await self._start_standby(volume)
+
+    async def _prepare_mountpoint(self, volume: Volume) -> bool:
+        """Make the mountpoint; False when a live mount is there already (the
+        directory then exists, and must stay untouched)."""
+        if await self._mounted_and_live(volume.mountpoint):
+            return False
+        _make_mountpoint(volume.mountpoint)
+        return True
 
     async def _start_standby(self, volume: Volume) -> None:
         async with self._lock(volume.name):
@@ -274,8 +277,6 @@ class WorkerMountManager:
             return True
 
     async def shutdown(self) -> None:
-        for task in list(self._standbys):
-            task.cancel()
         self.close_spares()
         self._reap()
         workers = list(self._workers.values())
@@ -332,7 +333,7 @@ class WorkerMountManager:
         if mounts:
             await self._wait_for_previous_worker(name, paths)
             await self._clear_orphan_mount(volume)
-            await self.prepare(volume)
+            await self._prepare_mountpoint(volume)
 
         job = replace(self._job(volume, drain_only=drain_only), standby=standby)
         log_start = _file_size(paths.log)  # report only this run's log lines

@@ -550,10 +550,8 @@ print({"local", "sftp", "s3", "memory"} <= set(factory.types))
 async def test_standby_worker_started_at_create_serves_the_first_mount(env: Env) -> None:
     (env.remote / "f.txt").write_text("ready")
     manager, volume = env.manager(standby=True), env.volume()
-    await manager.prepare(volume)  # Create: the worker starts, unmounted, in the background
+    await manager.prepare(volume)  # Create: the worker starts, connected and unmounted
     sock = worker_paths(str(env.cache), "vol").socket
-    # Polled in a thread: the event loop must stay free to run the standby start.
-    assert await anyio.to_thread.run_sync(_wait_until, lambda: Path(sock).exists())
     pid = env.holder()
     assert pid is not None and not is_mounted(volume.mountpoint)
     assert (await call_worker(sock, "status"))["state"] == "idle"
