@@ -33,3 +33,11 @@ def configure_logging(level: str, log_file: str | None = None) -> None:
     else:
         logger.add(sys.stderr, level=level, format=_FORMAT)
     logging.basicConfig(handlers=[_InterceptHandler()], level=level, force=True)
+    quiet_connection_logs(level)
+
+
+def quiet_connection_logs(level: str) -> None:
+    """asyncssh tells every connection's open, auth and close at INFO, a dozen
+    lines each: shown with -vv only, as rclone does not log them at -v either."""
+    if level != "DEBUG":
+        logging.getLogger("asyncssh").setLevel(logging.WARNING)

@@ -35,6 +35,7 @@ from adapters.mounting.protocol import (
 )
 from adapters.mounting.worker import MountWorker
 from adapters.storage.factory import DefaultStorageFactory
+from entrypoints.logging_setup import quiet_connection_logs
 
 _SPARE_NICENESS = 10
 
@@ -99,6 +100,7 @@ def _setup_logging(job: WorkerJob) -> None:
     if job.log_file:
         logger.add(job.log_file, level=level, format=_FORMAT)
     logging.basicConfig(handlers=[_InterceptHandler()], level=level, force=True)
+    quiet_connection_logs(level)
 
 
 def _log_to_volume_log(job: WorkerJob) -> None:
