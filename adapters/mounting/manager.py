@@ -157,7 +157,7 @@ class WorkerMountManager:
                 logger.warning("no worker started ahead for volume {}: {}", volume.name, e)
 
     async def discard(self, volume: Volume) -> None:
-        await self._retire(volume.name)
+        await self._retire(volume.name, volume_removed=True)
         mp = volume.mountpoint
         if await self._mounted_and_live(mp):
             logger.warning("not removing {}: something is still mounted there", mp)
@@ -286,16 +286,19 @@ class WorkerMountManager:
             for name in list(self._lingering):
                 tg.start_soon(self._retire, name)
 
-    async def _retire(self, name: str) -> None:
+    async def _retire(self, name: str, *, volume_removed: bool = False) -> None:
         """Tell the volume's unmounted worker, if one is still there, not to wait
         for another Mount: it exits once its uploads are done (at once when there
-        are none, releasing the volume's lock within milliseconds)."""
+        are none, releasing the volume's lock within milliseconds). A removed
+        volume's worker also removes the cache once it has uploaded everything."""
         worker = self._lingering.pop(name, None)
         paths = self._paths(name)
         if worker is None and lock_holder(paths.lock) is None:
             return
         try:
-            await call_worker(paths.socket, "retire", self.control_timeout)
+            await call_worker(
+                paths.socket, "retire", self.control_timeout, volume_removed=volume_removed
+            )
         except (WorkerUnreachable, ProtocolError) as e:
             logger.debug("no worker to retire for {}: {}", name, e)
             return

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
+import shutil
 import signal
 from collections.abc import Callable
 from dataclasses import replace
@@ -81,6 +83,7 @@ class MountWorker:
         self._stop_drain = False
         self._stopped_early = False
         self._retiring = False  # no more mounts: exit once the uploads are done
+        self._volume_removed = False  # retired by `docker volume rm`: the cache goes too
         self._wake = asyncio.Event()  # a mount was asked for, or the worker retires
         self._mount_wanted = False
         self._mount_answer: asyncio.Future[None] | None = None
@@ -149,6 +152,11 @@ class MountWorker:
                 if vfs is not None:
                     await vfs.stop()
                 await storage.aclose()
+        if self._volume_removed and vfs is not None and vfs.pending_uploads() == 0:
+            # Still holding the lock: no new worker can be using this cache.
+            root = cache_root(self.job.cache_dir, self.job.name)
+            await anyio.to_thread.run_sync(functools.partial(shutil.rmtree, root, True))
+            logger.info("the volume was removed: its cache is gone too")
         logger.info("mount worker done")
 
     async def _serve(self, vfs: Vfs, fsname: str, options: MountOptions, *, first: bool) -> None:
@@ -269,9 +277,11 @@ class MountWorker:
         if is_mounted(self.job.mountpoint):
             await lazy_unmount(self.job.mountpoint)
 
-    async def retire(self) -> None:
-        """Unmount if mounted, and exit once the uploads are done."""
+    async def retire(self, *, volume_removed: bool = False) -> None:
+        """Unmount if mounted, and exit once the uploads are done (and, for a
+        removed volume, remove its cache once nothing is left to upload)."""
         self._retiring = True
+        self._volume_removed = self._volume_removed or volume_removed
         self._wake.set()
         await self.unmount()
 
@@ -344,7 +354,7 @@ class MountWorker:
             if op == "unmount":
                 await self.unmount()
             elif op == "retire":
-                await self.retire()
+                await self.retire(volume_removed=fields.get("volume_removed") is True)
             elif op == "mount":
                 await self.mount(fields.get("job"))
             elif op == "forget":

@@ -381,6 +381,30 @@ async def test_removing_a_volume_removes_its_cache_once_uploaded(env: Env) -> No
     assert not cache.exists()
 
 
+async def test_a_volume_removed_while_uploading_loses_its_cache_once_uploaded(
+    env: Env,
+) -> None:
+    manager, volume = env.manager(), env.volume(**LATER)
+    await manager.prepare(volume)
+    await manager.mount(volume)
+    pid = manager.worker_pid("vol")
+    assert pid is not None
+    (env.remote / "sub").mkdir()
+    Path(volume.mountpoint, "sub", "f").write_bytes(b"late but whole")
+    (env.remote / "sub").rmdir()
+    (env.remote / "sub").write_bytes(b"in the way")  # the upload fails and is retried
+    await manager.unmount(volume)
+    await manager.discard(volume)
+    cache = env.cache / "vfs" / "vol"
+    assert cache.exists() and not process_gone(pid)  # still uploading: the data stays
+
+    (env.remote / "sub").unlink()
+    (env.remote / "sub").mkdir()
+    assert wait_until(lambda: process_gone(pid), timeout=20)
+    assert (env.remote / "sub" / "f").read_bytes() == b"late but whole"
+    assert not cache.exists()  # the worker took the removed volume's cache with it
+
+
 async def test_sigterm_unmounts_and_uploads_before_exit(env: Env) -> None:
     manager, volume = env.manager(), env.volume(**LATER)
     await manager.prepare(volume)
