@@ -196,3 +196,7 @@ class MountManager(Protocol):
     async def shutdown(self) -> None:
         """Unmount everything this manager runs (clean daemon exit)."""
         ...
+
+    async def forget_all(self) -> None:
+        """Every mounted volume forgets its directory cache (the daemon's SIGHUP)."""
+        ...

@@ -301,6 +301,12 @@ class VolumeService:
             del self._pending[name]
             event.set()
 
+    async def forget_dir_caches(self) -> None:
+        """SIGHUP, as with rclone: every mounted volume re-reads its directories
+        from the remote."""
+        logger.info("forgetting the directory caches of the mounted volumes")
+        await self._mounts.forget_all()
+
     async def shutdown(self) -> None:
         """Clean exit: unmount everything, then save the volumes without mount IDs."""
         try:

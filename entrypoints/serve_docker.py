@@ -21,6 +21,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config as HypercornConfig
 from loguru import logger
 
+from application.volume_service import VolumeService
 from entrypoints.container import Container
 
 PLUGIN_NAME = "cloudvol"
@@ -167,13 +168,11 @@ def open_listener(settings: ServeSettings) -> Listener:
     return listener
 
 
-async def _watch_signals(stop: anyio.Event) -> None:
+async def _watch_signals(stop: anyio.Event, service: VolumeService) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
             if signum == signal.SIGHUP:
-                # rclone forgets its dir caches on SIGHUP; forwarding that to the mount
-                # workers is not wired up yet, so say so rather than pretend.
-                logger.warning("SIGHUP received: dir cache flushing is not implemented yet")
+                await service.forget_dir_caches()
                 continue
             logger.info("{} received: shutting down", signal.Signals(signum).name)
             stop.set()
@@ -213,7 +212,7 @@ async def serve_docker(
         raise
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_watch_signals, stop)
+            tg.start_soon(_watch_signals, stop, service)
             tg.start_soon(service.restore_mounts)
             logger.info("serving the Docker volume plugin API on {}", listener.description)
             # FastAPI is an ASGI app; its type hints just differ from hypercorn's.

@@ -307,8 +307,9 @@ class WorkerMountManager:
     # --- extras for the daemon ---------------------------------------------------
 
     async def forget_all(self) -> None:
-        """Forward the daemon's SIGHUP: every worker forgets its directory cache."""
-        for name in list(self._workers):
+        """Forward the daemon's SIGHUP: every worker forgets its directory cache
+        (those waiting for the next Mount too)."""
+        for name in [*self._workers, *self._lingering]:
             try:
                 await call_worker(self._paths(name).socket, "forget", self.control_timeout)
             except (WorkerUnreachable, ProtocolError) as e:

@@ -47,6 +47,7 @@ class FakeMountManager:
     entered: dict[tuple[str, str], anyio.Event] = field(default_factory=dict)
     failures: dict[tuple[str, str], Exception] = field(default_factory=dict)
     shutdown_calls: int = 0
+    forget_calls: int = 0
     dirty: set[str] = field(default_factory=set)  # volumes whose caches hold pending uploads
     recovered: list[str] = field(default_factory=list)
 
@@ -99,6 +100,9 @@ class FakeMountManager:
     async def shutdown(self) -> None:
         self.shutdown_calls += 1
         self.mounted.clear()
+
+    async def forget_all(self) -> None:
+        self.forget_calls += 1
 
 
 @dataclass(frozen=True)

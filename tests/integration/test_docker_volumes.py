@@ -4,7 +4,9 @@ dockerd, a real sshd and real FUSE mounts."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -216,3 +218,28 @@ def test_bad_volume_name_creates_nothing_outside_base_dir(
     )
     assert result.returncode != 0
     assert not escaped.exists()
+
+
+def test_sighup_makes_mounted_volumes_reread_their_directories(
+    docker_env: tuple[Dockerd, CloudvolDaemon], tmp_path: Path
+) -> None:
+    docker, daemon = docker_env
+    backing = tmp_path / "backing"
+    backing.mkdir()
+    name = unique("hup")
+    create(docker, daemon, name, "-o", f"remote={backing}", "-o", "dir-cache-time=1h")
+    holder = docker.start_holder(name, unique("holder"))
+    assert docker.run("exec", holder, "ls", "/data").stdout == ""
+    (backing / "behind-its-back.txt").write_text("new")
+    # Listed an hour ago as far as the mount knows: the new file stays hidden...
+    assert docker.run("exec", holder, "ls", "/data").stdout == ""
+
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGHUP)
+    # ...until SIGHUP makes every worker forget its directory cache (as rclone does).
+    deadline = time.monotonic() + 10
+    while docker.run("exec", holder, "ls", "/data").stdout != "behind-its-back.txt\n":
+        assert time.monotonic() < deadline, "the directory was not re-read after SIGHUP"
+        time.sleep(0.1)
+    assert "forgetting the directory caches" in daemon.log_tail()
+    docker.run("rm", "-f", holder)

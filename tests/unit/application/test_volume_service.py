@@ -472,6 +472,17 @@ async def test_shutdown_unmounts_and_saves_without_ids(h: Harness) -> None:
     assert [(r["name"], r["mounts"]) for r in h.store.last] == [("a", []), ("b", [])]
 
 
+async def test_sighup_forgets_the_directory_caches_and_changes_nothing_else(
+    h: Harness,
+) -> None:
+    await h.service.create("a", SFTP)
+    await h.service.mount("a", "c1")
+    saved = h.store.last
+    await h.service.forget_dir_caches()
+    assert h.mounts.forget_calls == 1
+    assert h.mounts.mounted == {"a"} and h.store.last == saved
+
+
 async def test_state_round_trips_through_a_restart(tmp_path: Path) -> None:
     h = make(tmp_path)
     await h.service.create("data", {"remote": ":sftp:/srv", "sftp-host": "h"})
