@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import logging
 import mimetypes
 import os
@@ -96,6 +97,13 @@ _MAX_SINGLE_COPY = 5 * 1024 * 1024 * 1024  # CopyObject's limit
 _MTIME_KEY = "mtime"  # rclone's metadata key (X-Amz-Meta-Mtime), seconds as a decimal
 _DELETE_BATCH = 1000
 _COPY_CONCURRENCY = 8
+# Streamed reads (S3Reader). A stream's first GET asks for this much, each next
+# one twice as much (rclone's --vfs-read-chunk-size, without a limit).
+_FIRST_WINDOW = 128 * 1024 * 1024
+_MAX_SKIP = 8 * 1024 * 1024  # a read this far ahead of a body reads through the gap
+_MAX_STREAMS = 4  # bodies open per reader
+_IDLE_CLOSE = 5.0  # seconds before an idle body gives its connection back
+_READ_STEP = 1024 * 1024  # bytes asked of a body at a time
 _CREDENTIAL_CODES = frozenset(
     {
         "InvalidAccessKeyId",
@@ -226,6 +234,9 @@ class S3Options:
                 # An unreachable endpoint fails check() in about 20 s, not minutes.
                 "connect_timeout": 10,
                 "read_timeout": 60,
+                # A streaming reader holds a connection while its body is open:
+                # botocore's 10 would leave other requests queued behind them.
+                "max_pool_connections": 100,
                 "retries": {"max_attempts": 2, "mode": "standard"},
                 "s3": {"addressing_style": self.addressing_style},
             },
@@ -508,25 +519,6 @@ class S3Storage(FsspecStorage):
             raise FileNotFoundError(errno.ENOENT, "no such file or directory", path)
         return S3Reader(self, path, int(head.get("ContentLength", 0)))
 
-    async def _get_range(self, path: str, start: int, end: int) -> bytes:
-        key = self._key(path)
-        for attempt in range(3):
-            try:
-                response = await self._call("get_object", Key=key, Range=f"bytes={start}-{end - 1}")
-                body = response["Body"]
-                try:
-                    data: bytes = await body.read()
-                finally:
-                    body.close()
-                return data
-            except Exception as exc:
-                mapped = self._error(exc, path)
-                # A body cut short is worth another try; s3fs retried the request.
-                if not isinstance(mapped, RemoteUnavailable) or attempt == 2:
-                    raise mapped from None
-                logger.debug("{}: reading {} again after {}", self.label, path, mapped)
-        raise AssertionError("unreachable")
-
     async def _probe_new(self, path: str) -> Found | None:
         """What is at `path` (None: nothing), the parent directory checked at the
         same time: one round trip instead of two."""
@@ -726,9 +718,51 @@ class S3Storage(FsspecStorage):
                 await creator.__aexit__(None, None, None)
 
 
+class _Stream:
+    """One GET's body, read in order: the object's bytes [pos, end) are still to come."""
+
+    def __init__(self, pos: int) -> None:
+        self.body: Any = None  # aiobotocore's StreamingBody
+        self.pos = pos
+        self.end = pos
+        self.window = _FIRST_WINDOW
+        self.lock = asyncio.Lock()  # one read at a time: the body is read in order
+        self.claims: list[int] = []  # ends of the reads queued on it
+        self.idle: asyncio.TimerHandle | None = None
+        self.used = 0  # when a read last joined it
+
+    @property
+    def next(self) -> int:
+        """Where it will stand once the reads queued on it are served."""
+        return max(self.pos, *self.claims) if self.claims else self.pos
+
+    def continues_at(self, pos: int) -> bool:
+        return self.pos <= pos <= self.pos + _MAX_SKIP
+
+    def drop(self) -> None:
+        body, self.body = self.body, None
+        if body is not None:
+            body.close()  # unread: the connection is closed, not pooled
+
+
 class S3Reader:
+    """Streams, as rclone's chunked reader does: a GET's body stays open and serves
+    the reads that follow on from where it stands, instead of one ranged GET per
+    read (a round trip apiece, and some servers pay per request, moto by slicing
+    the whole object). A GET asks for `_FIRST_WINDOW`, the next one of a stream
+    twice as much, and so on.
+
+    Reads arrive several at a time (the VFS reads ahead); each joins the stream it
+    continues and waits its turn there. A read behind every stream, or far ahead,
+    starts a new one; a few are kept, so that readers sharing this one (the
+    cache's handles) do not take turns reopening a single body, and an idle body
+    soon gives its connection back to the pool."""
+
     def __init__(self, storage: S3Storage, path: str, size: int) -> None:
         self._storage, self._path, self._size = storage, path, size
+        self._key = storage._key(path)
+        self._streams: list[_Stream] = []
+        self._ticks = itertools.count()
         self._closed = False
 
     async def read(self, offset: int, size: int) -> bytes:
@@ -736,10 +770,116 @@ class S3Reader:
             raise ValueError("read on a closed file")
         if size <= 0 or offset < 0 or offset >= self._size:
             return b""
-        return await self._storage._get_range(self._path, offset, min(offset + size, self._size))
+        end = min(offset + size, self._size)
+        stream = self._join(offset, end)
+        try:
+            async with stream.lock:
+                return await self._serve(stream, offset, end)
+        finally:
+            self._leave(stream, end)
 
     async def close(self) -> None:
         self._closed = True
+        for stream in list(self._streams):
+            self._retire(stream)
+
+    def _join(self, offset: int, end: int) -> _Stream:
+        """The stream the read at `offset` continues (a new one if none), the read
+        queued on it. No await: reads join in the order they were made."""
+        near = [s for s in self._streams if s.next <= offset <= s.next + _MAX_SKIP]
+        if near:
+            stream = max(near, key=lambda s: s.next)
+        else:
+            if len(self._streams) >= _MAX_STREAMS:
+                # The least recently used, an idle one first.
+                self._retire(min(self._streams, key=lambda s: (bool(s.claims), s.used)))
+            stream = _Stream(offset)
+            self._streams.append(stream)
+        if stream.idle is not None:
+            stream.idle.cancel()
+            stream.idle = None
+        stream.used = next(self._ticks)
+        stream.claims.append(end)
+        return stream
+
+    def _leave(self, stream: _Stream, end: int) -> None:
+        stream.claims.remove(end)
+        if stream.claims:
+            return
+        if stream.body is None or stream not in self._streams:
+            self._retire(stream)  # failed, cancelled, or retired while busy
+        elif not self._closed:
+            loop = asyncio.get_running_loop()
+            stream.idle = loop.call_later(_IDLE_CLOSE, self._retire, stream)
+
+    def _retire(self, stream: _Stream) -> None:
+        """Forget the stream; its body is closed now, or by the last read queued."""
+        if stream in self._streams:
+            self._streams.remove(stream)
+        if stream.idle is not None:
+            stream.idle.cancel()
+            stream.idle = None
+        if not stream.claims:
+            stream.drop()
+
+    async def _serve(self, stream: _Stream, offset: int, end: int) -> bytes:
+        out = bytearray()
+        retried = False
+        while offset + len(out) < min(end, self._size):
+            if self._closed:
+                raise ValueError("read on a closed file")
+            pos = offset + len(out)
+            reading = False
+            try:
+                if stream.body is None or not stream.continues_at(pos) or pos >= stream.end:
+                    await self._open(stream, pos)
+                    continue  # the object may have turned out shorter
+                reading = True
+                await self._take(stream, pos - stream.pos, None)
+                await self._take(stream, min(end, stream.end) - pos, out)
+            except Exception as exc:
+                stream.drop()
+                mapped = self._storage._error(exc, self._path)
+                # A body cut short (a reset, a timeout, a server closing idle
+                # connections) is opened again where it stopped, once; a failed
+                # request only if it was the connection (s3fs retried it already).
+                if retried or not (reading or isinstance(mapped, RemoteUnavailable)):
+                    raise mapped from None
+                retried = True
+                logger.debug(
+                    "{}: reading {} again after {}", self._storage.label, self._path, mapped
+                )
+            except BaseException:
+                stream.drop()  # cancelled mid-body: where it stands is unknown
+                raise
+        return bytes(out)
+
+    async def _open(self, stream: _Stream, pos: int) -> None:
+        if stream.body is not None:
+            # Past the window: the next one is twice as large; elsewhere: a seek.
+            following = stream.continues_at(pos) and pos >= stream.end
+            stream.window = stream.window * 2 if following else _FIRST_WINDOW
+            stream.drop()
+        stop = min(pos + stream.window, self._size)
+        response = await self._storage._call(
+            "get_object", Key=self._key, Range=f"bytes={pos}-{stop - 1}"
+        )
+        stream.body = response["Body"]
+        stream.pos = pos
+        stream.end = pos + int(response.get("ContentLength", stop - pos))
+        if stream.end < stop:
+            self._size = stream.end  # the object is shorter now: reads end there
+
+    async def _take(self, stream: _Stream, count: int, out: bytearray | None) -> None:
+        """The body's next `count` bytes, added to `out` (None: dropped)."""
+        while count > 0:
+            chunk = await stream.body.read(min(count, _READ_STEP))
+            if not chunk:  # no error, yet short of the range
+                raise OSError(errno.EIO, "the object's body ended early", self._path)
+            stream.pos += len(chunk)
+            count -= len(chunk)
+            if out is not None:
+                out += chunk
 
 
 class S3Writer:

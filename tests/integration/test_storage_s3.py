@@ -5,6 +5,7 @@ an endpoint that refuses or never answers, refused credentials."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -21,6 +22,7 @@ import pytest
 from adapters.storage import s3 as s3_module
 from adapters.storage.factory import DefaultStorageFactory
 from adapters.storage.s3 import S3Storage
+from application.vfs.reader import ReadAhead
 from domain.errors import RemoteUnavailable
 from domain.volume import BackendSpec
 from domain.volume_options import parse_volume_options
@@ -394,3 +396,206 @@ async def test_secrets_stay_out_of_debug_logs(
     assert caplog.records  # something was logged...
     assert "TokenSecret123" not in caplog.text  # ...but never the token
     assert moto_s3_session.secret_access_key not in caplog.text
+
+
+# --- streamed reads ------------------------------------------------------------------
+
+
+@dataclass
+class Gets:
+    """The storage's get_object requests (their Range), and the bodies they opened."""
+
+    ranges: list[str]
+    bodies: list[Any]
+
+
+def count_gets(storage: S3Storage, monkeypatch: pytest.MonkeyPatch) -> Gets:
+    gets = Gets([], [])
+    real = storage._call
+
+    async def counted(method: str, **kwargs: Any) -> Any:
+        if method != "get_object":
+            return await real(method, **kwargs)
+        gets.ranges.append(kwargs["Range"])
+        response = await real(method, **kwargs)
+        gets.bodies.append(response["Body"])
+        return response
+
+    monkeypatch.setattr(storage, "_call", counted)
+    return gets
+
+
+@pytest.fixture
+async def streamed(
+    moto_s3_session: MotoServer, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[S3Storage, bytes, Gets]]:
+    """A 20 MiB object "big.bin", the storage, and its GETs from now on."""
+    data = os.urandom(20 * MiB)
+    moto_s3_session.client().put_object(Bucket=bucket, Key="big.bin", Body=data)
+    storage = s3_storage(moto_s3_session, bucket)
+    try:
+        yield storage, data, count_gets(storage, monkeypatch)
+    finally:
+        await storage.aclose()
+
+
+async def test_sequential_reads_stream_one_get(
+    streamed: tuple[S3Storage, bytes, Gets],
+) -> None:
+    storage, data, gets = streamed
+    reader = await storage.open_reader("big.bin")
+    try:
+        # As the VFS reads ahead: growing pieces, several in flight at once.
+        got = [await reader.read(0, 512 * 1024)]
+        pos, piece = 512 * 1024, MiB
+        while pos < len(data):
+            starts = [pos + i * piece for i in range(3)]
+            got += await asyncio.gather(*(reader.read(start, piece) for start in starts))
+            pos, piece = starts[-1] + piece, min(piece * 2, 4 * MiB)
+        assert b"".join(got) == data
+        assert await reader.read(len(data), 10) == b""  # past the end: no request
+    finally:
+        await reader.close()
+    assert gets.ranges == [f"bytes=0-{len(data) - 1}"]
+
+
+async def test_read_ahead_streams_one_get(streamed: tuple[S3Storage, bytes, Gets]) -> None:
+    storage, data, gets = streamed
+    stream = ReadAhead(lambda: storage.open_reader("big.bin"), len(data), window=16 * MiB)
+    try:
+        got = [await stream.read(start, 128 * 1024) for start in range(0, len(data), 128 * 1024)]
+        assert b"".join(got) == data
+    finally:
+        await stream.close()
+    assert len(gets.ranges) == 1
+
+
+async def test_seeks_open_new_gets(streamed: tuple[S3Storage, bytes, Gets]) -> None:
+    storage, data, gets = streamed
+    reader = await storage.open_reader("big.bin")
+
+    async def check(offset: int, size: int) -> None:
+        assert await reader.read(offset, size) == data[offset : offset + size]
+
+    try:
+        await check(0, MiB)
+        await check(MiB + 4096, MiB)  # a little ahead: read through the gap
+        assert len(gets.ranges) == 1
+        await check(12 * MiB, MiB)  # far ahead: a new GET there
+        assert gets.ranges[1:] == [f"bytes={12 * MiB}-{len(data) - 1}"]
+        await check(MiB, 100)  # behind: another
+        assert gets.ranges[2:] == [f"bytes={MiB}-{len(data) - 1}"]
+        # Each stream goes on where it stands, without more requests.
+        await check(13 * MiB, MiB)
+        await check(MiB + 100, 2 * MiB)
+        assert len(gets.ranges) == 3
+    finally:
+        await reader.close()
+
+
+async def test_windows_double(
+    streamed: tuple[S3Storage, bytes, Gets], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage, data, gets = streamed
+    monkeypatch.setattr(s3_module, "_FIRST_WINDOW", MiB)
+    reader = await storage.open_reader("big.bin")
+    try:
+        got = [await reader.read(start, 512 * 1024) for start in range(0, 8 * MiB, 512 * 1024)]
+        assert b"".join(got) == data[: 8 * MiB]
+    finally:
+        await reader.close()
+    assert gets.ranges == [
+        f"bytes=0-{MiB - 1}",
+        f"bytes={MiB}-{3 * MiB - 1}",
+        f"bytes={3 * MiB}-{7 * MiB - 1}",
+        f"bytes={7 * MiB}-{15 * MiB - 1}",
+    ]
+
+
+async def test_closed_reader_refuses_reads(streamed: tuple[S3Storage, bytes, Gets]) -> None:
+    storage, data, gets = streamed
+    reader = await storage.open_reader("big.bin")
+    assert await reader.read(0, MiB) == data[:MiB]
+    await reader.close()
+    assert gets.bodies[0].raw_stream.closed  # its connection is given back
+    with pytest.raises(ValueError, match="closed"):
+        await reader.read(MiB, MiB)
+    assert len(gets.ranges) == 1
+
+
+async def test_idle_and_surplus_bodies_are_closed(
+    streamed: tuple[S3Storage, bytes, Gets], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage, data, gets = streamed
+    monkeypatch.setattr(s3_module, "_IDLE_CLOSE", 0.2)
+    reader = await storage.open_reader("big.bin")
+    try:
+        # Each behind the others: a stream each, and no more than four are kept.
+        for start in range(16 * MiB, -1, -4 * MiB):
+            assert await reader.read(start, 100) == data[start : start + 100]
+        assert [b.raw_stream.closed for b in gets.bodies] == [True] + [False] * 4
+        await asyncio.sleep(0.5)  # idle: their connections go back to the pool
+        assert all(b.raw_stream.closed for b in gets.bodies)
+        assert await reader.read(100, 100) == data[100:200]
+        assert len(gets.ranges) == 6
+    finally:
+        await reader.close()
+
+
+@pytest.mark.parametrize("drop", ["close", "reset"])
+async def test_dropped_body_is_reopened_where_it_stopped(
+    streamed: tuple[S3Storage, bytes, Gets], drop: str
+) -> None:
+    storage, data, gets = streamed
+    reader = await storage.open_reader("big.bin")
+    try:
+        assert await reader.read(0, MiB) == data[:MiB]
+        body = gets.bodies[0]
+        if drop == "close":
+            body.close()
+        else:  # the connection reset under the body
+            body.raw_stream.connection.transport.abort()
+        assert await reader.read(MiB, 4 * MiB) == data[MiB : 5 * MiB]
+        assert await reader.read(5 * MiB, 4 * MiB) == data[5 * MiB : 9 * MiB]
+        assert len(gets.ranges) == 2
+        # Reopened where the body stopped: what it had delivered is not asked again.
+        assert gets.ranges[1].startswith("bytes=") and MiB <= int(gets.ranges[1][6:].split("-")[0])
+    finally:
+        await reader.close()
+
+
+async def test_a_body_failing_again_is_an_error(
+    streamed: tuple[S3Storage, bytes, Gets], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage, _, gets = streamed
+    reader = await storage.open_reader("big.bin")
+    real = storage._call
+
+    async def cut(method: str, **kwargs: Any) -> Any:
+        response = await real(method, **kwargs)
+        response["Body"].raw_stream.connection.transport.abort()
+        return response
+
+    monkeypatch.setattr(storage, "_call", cut)  # every body is reset at once (still counted)
+    try:
+        with pytest.raises(OSError) as info:
+            await reader.read(0, 4 * MiB)
+        assert info.value.filename == "big.bin"
+        assert not isinstance(info.value, RemoteUnavailable)
+    finally:
+        await reader.close()
+    assert len(gets.ranges) == 2  # reopened once, then given up
+
+
+async def test_missing_object_while_reading(
+    moto_s3_session: MotoServer, streamed: tuple[S3Storage, bytes, Gets], bucket: str
+) -> None:
+    storage, _, gets = streamed
+    reader = await storage.open_reader("big.bin")
+    moto_s3_session.client().delete_object(Bucket=bucket, Key="big.bin")
+    try:
+        with pytest.raises(FileNotFoundError):
+            await reader.read(0, MiB)
+    finally:
+        await reader.close()
+    assert len(gets.ranges) == 1
