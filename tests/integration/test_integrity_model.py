@@ -47,7 +47,7 @@ from hypothesis.stateful import (
 
 from adapters.mounting.manager import WorkerMountManager
 from adapters.mounting.protocol import parse_mountinfo, worker_paths
-from adapters.mounting.system import call_worker, is_mounted, lock_holder
+from adapters.mounting.system import WorkerUnreachable, call_worker, is_mounted, lock_holder
 from domain.volume import BackendSpec, Volume, VolumeSpec
 
 NAMES = ("a", "b", "c")  # few, so that opens and renames often meet the same file
@@ -117,17 +117,25 @@ class MountedVolume:
         assert reply.get("ok") is True, reply
 
     def unmount_and_drain(self) -> None:
-        """Unmount as Docker's last Unmount would, then wait for the worker, which
-        finishes its pending uploads first, to exit."""
+        """Unmount as Docker's last Unmount would, then wait for the worker to
+        finish its pending uploads: it then waits, idle, for the next mount (which
+        it serves itself), or has exited."""
         anyio.run(self.manager.unmount, self.volume, backend="asyncio")
         assert not is_mounted(str(self.mountpoint)), "the mount did not go away at unmount"
         deadline = time.monotonic() + DRAIN_TIMEOUT
-        while lock_holder(self.paths.lock) is not None:
+        while lock_holder(self.paths.lock) is not None and self._worker_state() != "idle":
             assert time.monotonic() < deadline, (
-                f"the worker did not finish its uploads and exit within {DRAIN_TIMEOUT:g} s"
+                f"the worker did not finish its uploads within {DRAIN_TIMEOUT:g} s"
                 f"\n{self.log_tail()}"
             )
             time.sleep(0.1)
+
+    def _worker_state(self) -> str | None:
+        try:
+            reply = anyio.run(call_worker, self.paths.socket, "status", backend="asyncio")
+        except WorkerUnreachable:
+            return None
+        return str(reply.get("state"))
 
     def log_tail(self, chars: int = 4000) -> str:
         try:
