@@ -228,6 +228,16 @@ class Env:
     def holder(self) -> int | None:
         return lock_holder(worker_paths(str(self.cache), "vol").lock)
 
+    def block_uploads_to(self, directory: str) -> None:
+        """Uploads into `directory` fail, and are retried, until `unblock_uploads_to`:
+        a file stands where the directory was (a missing one would be made again)."""
+        (self.remote / directory).rmdir()
+        (self.remote / directory).write_bytes(b"in the way")
+
+    def unblock_uploads_to(self, directory: str) -> None:
+        (self.remote / directory).unlink()
+        (self.remote / directory).mkdir()
+
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
@@ -308,9 +318,7 @@ async def test_mount_while_uploading_is_served_by_the_same_worker(env: Env) -> N
     payload = os.urandom(2 * MiB)
     (env.remote / "sub").mkdir()
     Path(volume.mountpoint, "sub", "f").write_bytes(payload)
-    # The upload fails (a file stands where its directory was) and is retried.
-    (env.remote / "sub").rmdir()
-    (env.remote / "sub").write_bytes(b"in the way")
+    env.block_uploads_to("sub")
     await manager.unmount(volume)
     time.sleep(0.3)
     status = await call_worker(worker_paths(str(env.cache), "vol").socket, "status")
@@ -320,8 +328,7 @@ async def test_mount_while_uploading_is_served_by_the_same_worker(env: Env) -> N
     await manager.mount(volume)  # no wait for the uploads: they go on under the mount
     assert time.monotonic() - started < 1.0
     assert manager.worker_pid("vol") == pid and env.holder() == pid
-    (env.remote / "sub").unlink()
-    (env.remote / "sub").mkdir()
+    env.unblock_uploads_to("sub")
     assert wait_until(lambda: (env.remote / "sub" / "f").exists(), timeout=20)
     assert (env.remote / "sub" / "f").read_bytes() == payload
     assert Path(volume.mountpoint, "sub", "f").read_bytes() == payload
@@ -337,11 +344,8 @@ async def test_mount_waits_for_a_draining_worker_then_takes_over(env: Env) -> No
     first = manager.worker_pid("vol")
     assert first is not None
     Path(volume.mountpoint, "sub", "f").write_bytes(b"retried")
-    # The upload can't succeed while a file stands where its directory was (a
-    # missing directory would be made again): the first worker keeps draining
-    # (retrying) after the unmount.
-    (env.remote / "sub").rmdir()
-    (env.remote / "sub").write_bytes(b"in the way")
+    # The first worker keeps draining (retrying) after the unmount.
+    env.block_uploads_to("sub")
     await manager.unmount(volume)
     time.sleep(0.5)
     assert env.holder() == first
@@ -355,8 +359,7 @@ async def test_mount_waits_for_a_draining_worker_then_takes_over(env: Env) -> No
     # It gave the lock up, so the second could start; its process may still be exiting.
     assert wait_until(lambda: process_gone(first))
     assert env.holder() == second  # one worker on the cache, never two
-    (env.remote / "sub").unlink()
-    (env.remote / "sub").mkdir()
+    env.unblock_uploads_to("sub")
     assert wait_until(lambda: (env.remote / "sub" / "f").exists(), timeout=20)
     assert (env.remote / "sub" / "f").read_bytes() == b"retried"
     await manager.unmount(volume)
@@ -391,15 +394,13 @@ async def test_a_volume_removed_while_uploading_loses_its_cache_once_uploaded(
     assert pid is not None
     (env.remote / "sub").mkdir()
     Path(volume.mountpoint, "sub", "f").write_bytes(b"late but whole")
-    (env.remote / "sub").rmdir()
-    (env.remote / "sub").write_bytes(b"in the way")  # the upload fails and is retried
+    env.block_uploads_to("sub")
     await manager.unmount(volume)
     await manager.discard(volume)
     cache = env.cache / "vfs" / "vol"
     assert cache.exists() and not process_gone(pid)  # still uploading: the data stays
 
-    (env.remote / "sub").unlink()
-    (env.remote / "sub").mkdir()
+    env.unblock_uploads_to("sub")
     assert wait_until(lambda: process_gone(pid), timeout=20)
     assert (env.remote / "sub" / "f").read_bytes() == b"late but whole"
     assert not cache.exists()  # the worker took the removed volume's cache with it
