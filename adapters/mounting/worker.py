@@ -185,8 +185,6 @@ class MountWorker:
             self._start_scope = None
         if self.state == "starting" and not first:
             self._answer_mount(MountFailed("stopped before the mount was ready"))
-        if self.state != "starting":
-            self.state = "draining"
 
     async def _next_mount(self, vfs: Vfs) -> bool:
         """After an unmount: upload what is pending (a mount asked for meanwhile is
