@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 MAX_LINE = 64 * 1024
 # unmount: take the mount away; the worker stays for the next mount for a while.
@@ -24,7 +24,7 @@ MAX_LINE = 64 * 1024
 OPS = ("status", "unmount", "forget", "mount", "retire")
 # idle: unmounted, nothing left to upload, waiting `linger` seconds for a mount.
 WorkerState = Literal["starting", "mounted", "draining", "idle"]
-STATES: tuple[WorkerState, ...] = ("starting", "mounted", "draining", "idle")
+STATES: tuple[WorkerState, ...] = get_args(WorkerState)
 
 # AF_UNIX paths are limited to 108 bytes including the NUL.
 _MAX_SOCKET_PATH = 107

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import itertools
-import logging
 import mimetypes
 import os
 from collections.abc import AsyncIterator, Awaitable, Mapping
@@ -50,6 +49,7 @@ from adapters.storage.fsspec_storage import (
     to_timestamp,
     valid_name,
 )
+from adapters.storage.library_logs import cap_at_info
 from adapters.storage.relpath import components
 from application.ports import RemoteReader, RemoteWriter
 from domain.errors import OptionError, RemoteUnavailable
@@ -248,15 +248,6 @@ class S3Options:
         }
 
 
-def _quiet_request_logs() -> None:
-    """botocore's DEBUG lines carry whole requests, headers included (a session
-    token, SSE-C keys): they never reach cloudvol's log, even at -vv."""
-    for name in ("botocore", "aiobotocore"):
-        library = logging.getLogger(name)
-        if library.getEffectiveLevel() < logging.INFO:
-            library.setLevel(logging.INFO)
-
-
 async def _all(*awaitables: Awaitable[Any]) -> list[Any]:
     """Results of all of them; the first failure is raised only once every one
     has finished, so no request outlives the operation that made it."""
@@ -306,7 +297,9 @@ class S3Storage(FsspecStorage):
         import s3fs
         from aiobotocore.session import AioSession  # type: ignore[import-untyped]
 
-        _quiet_request_logs()
+        # botocore's DEBUG lines carry whole requests, headers included (a session
+        # token, SSE-C keys): they never reach cloudvol's log, even at -vv.
+        cap_at_info("botocore", "aiobotocore")
         o = self.options
         session = AioSession(profile=o.profile or None)
         if o.shared_credentials_file:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import getpass
-import logging
 import os
 import posixpath
 import secrets
@@ -35,6 +34,7 @@ from typing import TypeVar
 import asyncssh
 from loguru import logger
 
+from adapters.storage.library_logs import cap_at_info
 from adapters.storage.obscure import reveal
 from adapters.storage.relpath import components
 from domain.errors import OptionError, RemoteUnavailable
@@ -168,15 +168,6 @@ class SftpOptions:
         )
 
 
-def _quiet_request_logs() -> None:
-    """asyncssh.sftp logs every read and write request at DEBUG: thousands of
-    lines per second of transfer, which at -vv halved read throughput. Its
-    connection-level DEBUG lines (key exchange, auth) stay."""
-    library = logging.getLogger("asyncssh.sftp")
-    if library.getEffectiveLevel() < logging.INFO:
-        library.setLevel(logging.INFO)
-
-
 # --- error mapping ---------------------------------------------------------------
 
 
@@ -245,7 +236,9 @@ class SftpStorage:
         self._idle_timer: asyncio.TimerHandle | None = None
         self._posix_rename = True  # until the server says otherwise
         self._closed = False
-        _quiet_request_logs()
+        # asyncssh.sftp logs each read and write request at DEBUG, which at -vv
+        # halved read throughput; its connection-level lines stay.
+        cap_at_info("asyncssh.sftp")
 
     # paths
 
