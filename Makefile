@@ -1,45 +1,58 @@
-# One place for setting up, running and testing cloudvol. `make run` and
-# `make test` each do the whole set-up on a fresh Debian 12 machine (as root).
+# One place for setting up, running and testing cloudvol. `make run` and `make test`
+# each do the whole set-up on a fresh Debian 12 machine (as root). Each installs only
+# what it needs (packaging/debian/install-packages.sh): `make run` never installs,
+# upgrades or removes a Docker engine.
 
-VENV        ?= .venv
-PY          := $(VENV)/bin/python
-STAMP       := $(VENV)/.installed
-APT_PACKAGES := fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv \
-                openssh-server openssh-client docker.io busybox-static \
-                rclone sshfs psmisc iproute2
-ARGS        ?= -v
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+PACKAGES := sh packaging/debian/install-packages.sh
+ARGS     ?= -v
 
-.PHONY: install run test lint unit integration bench clean
+.PHONY: install install-test run test lint unit integration bench clean
 
-$(STAMP): pyproject.toml
-	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES); fi
+# The venv for the daemon alone, and the same venv with the test tools added.
+$(VENV)/.installed-run: pyproject.toml
+	$(PACKAGES) run
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml
+	$(PACKAGES) test
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
-	touch $(STAMP)
+	touch $(VENV)/.installed-run $@
 
-install: $(STAMP)
+install: $(VENV)/.installed-run
 
+install-test: $(VENV)/.installed-test
+
+# Docker is the operator's: without it the daemon still serves its socket, and Docker
+# finds it there once it runs.
 run: install
+	@command -v dockerd >/dev/null 2>&1 || command -v docker >/dev/null 2>&1 || \
+	    echo "cloudvol: no Docker engine found on this host; serving the plugin socket anyway"
 	$(VENV)/bin/cloudvol serve docker $(ARGS)
 
-lint: install
+lint: install-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-unit: install
+unit: install-test
 	$(PY) -m pytest -q tests/unit
 
-integration: install
+integration: install-test
 	$(PY) -m pytest -q tests/integration
 
 test: lint
 	$(PY) -m pytest -q tests
 
-bench: install
+bench: install-test
+	$(PACKAGES) bench
 	$(PY) bench/run.py
 
 clean:

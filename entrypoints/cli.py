@@ -145,6 +145,14 @@ def _serve_docker(ns: argparse.Namespace) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_file)
 
+    from adapters.fuse.host_check import fuse_problems
+
+    if problems := fuse_problems():
+        logger.error(
+            "cannot start: FUSE is not usable here:\n{}", "\n".join(f"- {p}" for p in problems)
+        )
+        return 1
+
     from entrypoints.serve_docker import StartupError, serve_docker
 
     try:
