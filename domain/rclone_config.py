@@ -16,7 +16,8 @@ so that a file rclone accepts means the same here:
   same section, else by nothing.
 
 Obscured values (`pass`) stay as they are; the storage adapter reveals them. An
-encrypted config file (rclone's `config password`) is refused.
+encrypted config file (rclone's `config password`) is decrypted before it is parsed
+(adapters/config/encrypted.py); this parser refuses its encrypted text.
 """
 
 from __future__ import annotations
@@ -100,8 +101,7 @@ def parse_rclone_config(text: str, path: str = "") -> RcloneConfig:
     where = f"config file {path}" if path else "config file"
     if any(line.strip().startswith(_ENCRYPTED_MARKER) for line in text.splitlines()):
         raise ConfigFileError(
-            f"{where} is encrypted with an rclone config password: not supported yet "
-            "(decrypt it with `rclone config encryption remove`)"
+            f"{where} is encrypted with an rclone config password: decrypt it first"
         )
     text = text.removeprefix("\ufeff")
     sections: dict[str, dict[str, str]] = {}

@@ -6,15 +6,17 @@ import argparse
 import os
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from loguru import logger
 
 from adapters.config import default_config_path
+from adapters.config.encrypted import PASSWORD_VARIABLES, run_password_command
 from domain.errors import OptionError
+from entrypoints.environment import apply_environment
 from entrypoints.logging_setup import configure_logging, level_for
 
 if TYPE_CHECKING:
@@ -72,6 +74,12 @@ def _add_daemon_flags(parser: argparse.ArgumentParser) -> None:
         "default: $XDG_CONFIG_HOME/cloudvol/cloudvol.conf or ~/.config/cloudvol/cloudvol.conf",
     )
     parser.add_argument(
+        "--password-command",
+        default=None,
+        help="Command whose output is the password of an encrypted config file "
+        "(else CLOUDVOL_CONFIG_PASS or RCLONE_CONFIG_PASS)",
+    )
+    parser.add_argument(
         "-v",
         "--verbose",
         action="count",
@@ -112,6 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def serve_docker_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The `serve docker` subparser of `parser` (argparse offers no public way there)."""
+    serve = _subparsers(parser).choices["serve"]
+    docker: argparse.ArgumentParser = _subparsers(serve).choices["docker"]
+    return docker
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction[Any]:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
 def process_defaults() -> dict[str, str]:
     """uid, gid and umask default to the daemon process's own, as in rclone."""
     umask = os.umask(0)
@@ -144,6 +163,14 @@ def _serve_docker(ns: argparse.Namespace) -> int:
         print(f"cloudvol: error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_file)
+    if ns.password_command:
+        try:
+            password = run_password_command(ns.password_command)
+        except OptionError as exc:
+            logger.error("cannot start: {}", exc)
+            return 1
+        # Workers read the config file too; they inherit the daemon's environment.
+        os.environ[PASSWORD_VARIABLES[0]] = password
 
     from adapters.fuse.host_check import fuse_problems
 
@@ -168,8 +195,13 @@ def _serve_docker(ns: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     parser = build_parser()
+    try:
+        apply_environment(serve_docker_parser(parser), os.environ if environ is None else environ)
+    except ValueError as exc:
+        print(f"cloudvol: error: {exc}", file=sys.stderr)
+        return 2
     try:
         ns = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a bad flag (argparse printed why)

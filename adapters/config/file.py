@@ -7,6 +7,8 @@ import os
 import threading
 from collections.abc import Mapping
 
+from adapters.config.encrypted import decrypt_config, is_encrypted, password_from
+from domain.config_environment import with_environment_remotes
 from domain.rclone_config import (
     ConfigFileError,
     RcloneConfig,
@@ -22,24 +24,36 @@ def default_config_path(environ: Mapping[str, str] | None = None) -> str:
     return os.path.join(base, "cloudvol", "cloudvol.conf")
 
 
-def load_rclone_config(path: str) -> RcloneConfig:
-    """Read and parse the config file at `path`.
+def load_rclone_config(path: str, environ: Mapping[str, str] | None = None) -> RcloneConfig:
+    """Read and parse the config file at `path`, with the remotes that the
+    environment defines laid over it (domain.config_environment).
 
     A missing file is not an error here (`exists` is False): only asking for a
     remote by name is. An unreadable or malformed file raises ConfigFileError (an
-    OptionError), naming the file and line but never a value.
+    OptionError), naming the file and line but never a value. A file encrypted with
+    an rclone config password is decrypted with the password from the environment
+    (CLOUDVOL_CONFIG_PASS or RCLONE_CONFIG_PASS).
     """
+    env = os.environ if environ is None else environ
     expanded = os.path.abspath(os.path.expanduser(path))
     try:
         with open(expanded, encoding="utf-8") as f:
             text = f.read()
     except FileNotFoundError:
-        return missing_config(expanded)
+        return with_environment_remotes(missing_config(expanded), env)
     except UnicodeDecodeError:
         raise ConfigFileError(f"config file {expanded} is not UTF-8 text") from None
     except OSError as exc:
         raise ConfigFileError(f"config file {expanded}: {exc.strerror}") from None
-    return parse_rclone_config(text, expanded)
+    if is_encrypted(text):
+        password = password_from(env)
+        if password is None:
+            raise ConfigFileError(
+                f"config file {expanded} is encrypted: give its password in"
+                " CLOUDVOL_CONFIG_PASS (or RCLONE_CONFIG_PASS), or with --password-command"
+            )
+        text = decrypt_config(text, password, expanded)
+    return with_environment_remotes(parse_rclone_config(text, expanded), env)
 
 
 class ConfigFileSource:

@@ -141,7 +141,7 @@ def test_malformed_lines_name_the_line_not_its_content(text: str, line: int) -> 
 
 def test_encrypted_config_is_refused() -> None:
     text = "# Encrypted rclone configuration File\n\nRCLONE_ENCRYPT_V0:\nQ2l0eSBvZiBzZWNyZXRz\n"
-    with pytest.raises(ConfigFileError, match=r"encrypted .*not supported yet"):
+    with pytest.raises(ConfigFileError, match=r"encrypted .*decrypt it first"):
         parse_rclone_config(text, "/c.conf")
 
 
