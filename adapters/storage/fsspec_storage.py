@@ -57,6 +57,7 @@ from loguru import logger
 
 from adapters.storage.relpath import components
 from application.ports import RemoteReader, RemoteWriter
+from domain.backends import is_secret_option
 from domain.errors import OptionError, RemoteUnavailable
 from domain.paths import basename, parent_of
 from domain.remote_entry import RemoteEntry
@@ -110,7 +111,6 @@ _MANAGED = frozenset(
         "target_options",
     }
 )
-_SECRET_WORDS = ("pass", "secret", "token", "key", "credential", "sas")
 _CONNECTION_ERRNOS = frozenset(
     {
         errno.ECONNREFUSED,
@@ -206,10 +206,6 @@ def _accepts_kwargs(cls: type[Any]) -> bool:
     return any(p.kind is p.VAR_KEYWORD for p in params)
 
 
-def _looks_secret(name: str) -> bool:
-    return any(word in name.lower() for word in _SECRET_WORDS)
-
-
 def fsspec_options(
     protocol: str, cls: type[Any], options: Mapping[str, OptionValue]
 ) -> dict[str, object]:
@@ -233,7 +229,7 @@ def fsspec_options(
         try:
             typed[name] = _parse_kind(kind, label, raw)
         except OptionError:
-            if _looks_secret(name):
+            if is_secret_option(name):
                 raise OptionError(f"{label}: invalid {kind} value (not shown)") from None
             raise
     return typed
@@ -766,7 +762,7 @@ def build_fsspec_storage(spec: BackendSpec) -> FsspecStorage:
     kwargs = fsspec_options(protocol, cls, spec.options)
     if issubclass(cls, LocalFileSystem) and not spec.root.startswith("/"):
         raise OptionError(f'the {protocol} backend needs an absolute path, got "{spec.root}"')
-    secrets = [str(v) for k, v in kwargs.items() if _looks_secret(k) and isinstance(v, str)]
+    secrets = [str(v) for k, v in kwargs.items() if is_secret_option(k) and isinstance(v, str)]
 
     def make() -> Any:
         extra: dict[str, Any] = {"skip_instance_cache": True}
