@@ -8,6 +8,8 @@ import dataclasses
 import pytest
 
 from adapters.storage.backend_options import check_backend_options
+from adapters.storage.fsspec_protocols import fsspec_options
+from adapters.storage.s3_options import S3Options
 from adapters.storage.sftp_options import SftpOptions
 from domain.backends import find_backend
 from domain.errors import OptionError
@@ -48,7 +50,29 @@ def test_unknown_unused_and_missing_options_are_refused() -> None:
             check_backend_options("sftp", missing)
 
 
+def test_secret_values_are_collected_by_declaration() -> None:
+    checked = check_backend_options(
+        "s3", {"access_key_id": "AK", "secret_access_key": "SK", "session_token": "TK"}
+    )
+    assert sorted(checked.secrets) == ["SK", "TK"]
+    s3 = S3Options.parse({"access_key_id": "AK", "secret_access_key": "SK"})
+    assert s3.secrets == ("SK",) and "SK" not in repr(s3)
+
+
 def test_the_typed_views_have_exactly_the_declared_options() -> None:
+    s3_fields = {f.name for f in dataclasses.fields(S3Options)} - {"secrets"}
+    assert s3_fields == acted_on("s3")
     # SftpOptions names rclone's `pass` `password` (a Python keyword otherwise).
     sftp_fields = {f.name for f in dataclasses.fields(SftpOptions)}
     assert sftp_fields == acted_on("sftp") - {"pass"} | {"password"}
+
+
+def test_fsspec_options_hide_invalid_secret_values() -> None:
+    class Fs:
+        def __init__(self, password: int = 0, port: int = 0) -> None: ...
+
+    with pytest.raises(OptionError, match="invalid int value \\(not shown\\)") as info:
+        fsspec_options("demo", Fs, {"password": "hunter2"})
+    assert "hunter2" not in str(info.value)
+    with pytest.raises(OptionError, match=r'demo-port: .*"x"'):
+        fsspec_options("demo", Fs, {"port": "x"})
