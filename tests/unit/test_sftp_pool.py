@@ -1,19 +1,25 @@
 """SftpPool and its leases against fake SSH connections: sharing, channels,
-idle close, forgetting lost connections, and the one retry after a loss."""
+idle close, forgetting lost connections, and the one retry after a loss; the
+reader on them, reopening its file once after a loss."""
 
 from __future__ import annotations
 
+import errno
 import itertools
+from types import SimpleNamespace
 
 import anyio
 import asyncssh
 import pytest
 
+from adapters.storage.sftp_options import SftpOptions
 from adapters.storage.sftp_pool import MAX_CHANNELS, ConnectionLost, SftpPool
+from adapters.storage.sftp_reader import SftpReader
 from domain.errors import RemoteUnavailable
 from tests.timing import eventually
 
 pytestmark = pytest.mark.anyio
+DATA = bytes(range(256)) * 64
 
 
 @pytest.fixture
@@ -21,9 +27,34 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+class FakeFile:
+    def __init__(self, channel: FakeChannel) -> None:
+        self._channel = channel
+
+    async def read(self, size: int, offset: int) -> bytes:
+        if self._channel.connection.closed:
+            raise asyncssh.SFTPConnectionLost("connection lost")
+        return DATA[offset : offset + size]
+
+    async def close(self) -> None:
+        pass
+
+
 class FakeChannel:
-    def __init__(self, number: int) -> None:
-        self.number = number
+    limits = SimpleNamespace(max_read_len=32 * 1024, max_write_len=32 * 1024)
+
+    def __init__(self, number: int, connection: FakeConnection) -> None:
+        self.number, self.connection = number, connection
+
+    async def stat(self, path: str) -> asyncssh.SFTPAttrs:
+        if path != "/f":
+            raise asyncssh.SFTPNoSuchFile("no such file")
+        return asyncssh.SFTPAttrs(type=asyncssh.FILEXFER_TYPE_REGULAR, size=len(DATA))
+
+    async def open(self, path: str, mode: str, **options: object) -> FakeFile:
+        if path != "/f":
+            raise asyncssh.SFTPNoSuchFile("no such file")
+        return FakeFile(self)
 
 
 class FakeConnection:
@@ -32,7 +63,7 @@ class FakeConnection:
         self.closed = False
 
     async def start_sftp_client(self) -> FakeChannel:
-        return FakeChannel(next(self._channels))
+        return FakeChannel(next(self._channels), self)
 
     def is_closed(self) -> bool:
         return self.closed
@@ -167,3 +198,41 @@ async def test_a_closed_pool_opens_nothing() -> None:
     with pytest.raises(RemoteUnavailable, match="storage is closed"):
         async with pool.lease():
             pass
+
+
+def reader_on(pool: SftpPool, remote: str = "/f") -> SftpReader:
+    return SftpReader(pool, SftpOptions.parse({"host": "fake"}), "f", remote)
+
+
+async def test_the_reader_reopens_its_file_once_after_a_loss() -> None:
+    server = Server()
+    pool = pool_on(server)
+    reader = reader_on(pool)
+    await reader.open()
+    assert await reader.read(0, 4) == DATA[:4]
+    server.connections[0].closed = True  # the connection dies under the open file
+    assert await reader.read(100, 4) == DATA[100:104]
+    assert len(server.connections) == 2
+    await reader.close()
+    with pytest.raises(ValueError, match="closed"):
+        await reader.open()
+
+
+async def test_the_reader_holds_the_connection_until_closed() -> None:
+    server = Server()
+    pool = pool_on(server, idle_timeout=0.05)
+    reader = reader_on(pool)
+    await reader.open()
+    await anyio.sleep(0.2)  # four idle timeouts: the open reader keeps it
+    assert not server.connections[0].closed
+    await reader.close()
+    await eventually(lambda: pool.connection is None)
+
+
+async def test_a_missing_file_is_enoent_and_releases_the_lease() -> None:
+    server = Server()
+    pool = pool_on(server, idle_timeout=0.05)
+    with pytest.raises(FileNotFoundError) as info:
+        await reader_on(pool, "/missing").open()
+    assert info.value.errno == errno.ENOENT and info.value.filename == "f"
+    await eventually(lambda: pool.connection is None)
