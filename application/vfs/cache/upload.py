@@ -33,7 +33,6 @@ class Uploader:
         self._options = options
         self._streams = streams
         self._on_uploaded = on_uploaded
-        self.uploads_done = 0  # for tests and status reports
 
     async def upload(self, item: CacheItem) -> None:
         if not item.dirty or item.removed:
@@ -62,7 +61,6 @@ class Uploader:
             time.monotonic() - started,
             " (streamed while written)" if streamed else "",
         )
-        self.uploads_done += 1
         if item.generation != generation or item.removed:
             return  # changed meanwhile: the new content has its own upload coming
         await item.uploaded(fingerprint)

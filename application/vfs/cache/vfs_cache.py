@@ -62,10 +62,6 @@ class VfsCache:
         )
         self._draining = False
 
-    @property
-    def uploads_done(self) -> int:
-        return self._uploader.uploads_done
-
     # ----- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:

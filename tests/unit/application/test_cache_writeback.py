@@ -137,12 +137,18 @@ async def test_scheduling_again_replaces_a_waiting_upload_not_a_running_one() ->
     assert uploads.started == ["f", "g"]
 
 
-async def test_cancel_stops_a_running_upload() -> None:
-    uploads, clock = Uploads(), ManualClock()
-    wb = queue(uploads, clock)
+async def running_upload(key: str) -> tuple[Uploads, WriteBack[str]]:
+    """A queue whose upload of `key` runs, held at its gate."""
+    uploads = Uploads()
+    wb = queue(uploads, ManualClock())
     uploads.gate.clear()
-    wb.schedule("f", 0.0)
+    wb.schedule(key, 0.0)
     await wait_until(lambda: uploads.running == 1)
+    return uploads, wb
+
+
+async def test_cancel_stops_a_running_upload() -> None:
+    uploads, wb = await running_upload("f")
     wb.cancel("f")
     await wait_until(lambda: uploads.running == 0)
     assert not wb.pending("f") and not wb.transferring("f")
@@ -152,11 +158,7 @@ async def test_cancel_stops_a_running_upload() -> None:
 
 
 async def test_stop_waits_for_the_cancelled_upload() -> None:
-    uploads, clock = Uploads(), ManualClock()
-    wb = queue(uploads, clock)
-    uploads.gate.clear()
-    wb.schedule("f", 0.0)
-    await wait_until(lambda: uploads.running == 1)
+    uploads, wb = await running_upload("f")
     await wb.stop("f")
     assert uploads.running == 0 and not wb.pending("f")
 

@@ -114,11 +114,11 @@ async def test_mode_minimal_caches_only_read_write_opens(env: Env) -> None:
     vfs = await env.vfs(opts(CacheMode.MINIMAL))
     ino = await inode(vfs, "f")
     fh = await vfs.open(ino, RO)  # streamed
-    assert not vfs.cache or not vfs.cache.has("f")
+    assert not vfs.cache.has("f")
     assert await vfs.read(fh, 0, 4) == b"0123"
     await vfs.release(fh)
     fh = await vfs.open(ino, RW)  # cached: read, seek and write anywhere
-    assert vfs.cache is not None and vfs.cache.has("f")
+    assert vfs.cache.has("f")
     assert await vfs.write(fh, 2, b"ab") == 2
     assert await vfs.read(fh, 0, 10) == b"01ab456789"
     await vfs.release(fh)
@@ -138,7 +138,7 @@ async def test_mode_writes_streams_reads_and_caches_writes(env: Env) -> None:
     fh = await vfs.open(ino, RO)
     assert await vfs.read(fh, 0, 6) == b"remote"
     await vfs.release(fh)
-    assert vfs.cache is not None and not vfs.cache.has("f")
+    assert not vfs.cache.has("f")
     fh = await vfs.open(ino, WO)  # no O_TRUNC: the existing data is kept
     await vfs.write(fh, 0, b"R")
     assert await errno_of(vfs.read(fh, 0, 1)) == errno.EBADF
@@ -453,7 +453,6 @@ async def test_full_mode_downloads_only_what_is_read(env: Env) -> None:
     fh = await vfs.open(await inode(vfs, "big"), RO)
     assert await vfs.read(fh, 8 * MiB, 4096) == content[8 * MiB : 8 * MiB + 4096]
     await vfs.release(fh)
-    assert vfs.cache is not None
     item = vfs.cache.item("big")
     assert item is not None
     ranges = item.record.ranges.ranges()
@@ -481,7 +480,6 @@ async def test_read_ahead_on_disk_in_full_mode(env: Env) -> None:
         fh = await vfs.open(await inode(vfs, "big"), RO)
         for offset in range(0, upto, 128 * 1024):
             await vfs.read(fh, offset, 128 * 1024)
-        assert vfs.cache is not None
         item = vfs.cache.item("big")
         assert item is not None
         await eventually(lambda: item.inflight_bytes() == 0)  # the read-ahead landed
@@ -549,7 +547,7 @@ async def test_damaged_records_are_dropped(env: Env) -> None:
     await vfs.stop()
     (env.cache_dir / "meta" / "f").write_bytes(b'{"version": 1, "path": "f", "size": ')
     vfs = await env.vfs(opts(CacheMode.FULL))
-    assert vfs.cache is not None and not vfs.cache.has("f")
+    assert not vfs.cache.has("f")
     assert not (env.cache_dir / "data" / "f").exists()
     assert await read_all(vfs, "f") == b"remote"
 
@@ -573,7 +571,6 @@ async def test_eviction_by_age_and_size_spares_open_and_dirty_items(env: Env) ->
         opts(CacheMode.FULL, cache_max_age=100.0, cache_max_size=5 * MiB // 2, write_back=3600),
         wall_clock=clock,
     )
-    assert vfs.cache is not None
     for name in "abc":
         await read_all(vfs, name)
         clock.now += 10
@@ -595,8 +592,7 @@ async def test_cache_poll_interval_runs_the_cleaner(env: Env) -> None:
     env.tree.put("f", b"x" * 1000)
     vfs = await env.vfs(opts(CacheMode.FULL, cache_max_age=0.0, cache_poll_interval=0.05))
     await read_all(vfs, "f")
-    assert vfs.cache is not None
-    await eventually(lambda: not vfs.cache.has("f") if vfs.cache else False)
+    await eventually(lambda: not vfs.cache.has("f"))
 
 
 # ----- checksums ----------------------------------------------------------------------
