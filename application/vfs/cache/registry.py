@@ -27,6 +27,7 @@ class ItemRegistry:
         return path in self._items
 
     def __iter__(self) -> Iterator[CacheItem]:
+        # Over a copy: callers remove or move items as they go.
         return iter(list(self._items.values()))
 
     def __len__(self) -> int:
