@@ -8,7 +8,8 @@ subclasses `StorageContract`:
         pass
 
 Used by tests/integration/test_storage_sftp.py (local and sftp),
-tests/unit/test_fsspec_storage.py (memory) and tests/integration/test_storage_s3.py.
+tests/unit/test_fsspec_storage.py (fsspec memory), tests/integration/test_storage_s3.py
+and tests/unit/test_memory_storage_contract.py (the fake the unit tests use).
 """
 
 from __future__ import annotations
