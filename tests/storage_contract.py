@@ -266,6 +266,9 @@ class StorageContract:
             await s.open_reader("nothing")
         with pytest.raises(FileNotFoundError):
             await s.open_writer("nothing/f")
+        with pytest.raises(FileNotFoundError):
+            await s.set_mtime("nothing", 1_000_000_000.0)
+        assert not backend.raw.exists("nothing")  # no empty file made to carry the time
         with pytest.raises(NotADirectoryError):
             await s.list_dir("f")
         with pytest.raises(IsADirectoryError):

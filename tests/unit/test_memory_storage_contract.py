@@ -51,13 +51,6 @@ class TestMemoryStorage(StorageContract):
     """The shared behaviour (tests/storage_contract.py) on the fake."""
 
 
-async def test_set_mtime_of_a_missing_file_fails() -> None:
-    storage = MemoryStorage()
-    with pytest.raises(FileNotFoundError):
-        await storage.set_mtime("missing", 1e9)
-    assert not storage.tree.files
-
-
 async def test_rename_of_a_directory_into_itself_fails() -> None:
     storage = MemoryStorage()
     await storage.mkdir("d")
