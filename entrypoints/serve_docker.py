@@ -22,7 +22,7 @@ from hypercorn.config import Config as HypercornConfig
 from loguru import logger
 
 from application.volume_service import VolumeService
-from entrypoints.container import Container
+from entrypoints.daemon_container import DaemonContainer
 
 PLUGIN_NAME = "cloudvol"
 SOCKET_MODE = 0o660
@@ -66,8 +66,8 @@ class Listener:
                 os.unlink(path)
 
 
-def make_container(settings: ServeSettings) -> Container:
-    container = Container()
+def make_container(settings: ServeSettings) -> DaemonContainer:
+    container = DaemonContainer()
     container.config.from_dict(
         {
             "base_dir": settings.base_dir,
@@ -192,7 +192,7 @@ def _hypercorn_config(listener: Listener) -> HypercornConfig:
 async def serve_docker(
     settings: ServeSettings,
     *,
-    container: Container | None = None,
+    container: DaemonContainer | None = None,
     stop: anyio.Event | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or `stop` is set), then unmount everything and
