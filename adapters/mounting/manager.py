@@ -24,7 +24,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -54,6 +54,7 @@ from adapters.mounting.system import (
 )
 from domain.errors import MountFailed
 from domain.volume import Volume
+from domain.worker_lifecycle import JobMode
 
 # The directory holding domain/, application/, adapters/ and entrypoints/: the
 # worker imports them from there whatever the daemon's working directory is.
@@ -152,7 +153,7 @@ class WorkerMountManager:
             if lock_holder(self._paths(volume.name).lock) is not None:
                 return  # a worker already serves it
             try:
-                await self._spawn(volume, standby=True)
+                await self._spawn(volume, JobMode.STANDBY)
             except Exception as e:
                 logger.warning("no worker started ahead for volume {}: {}", volume.name, e)
 
@@ -273,7 +274,7 @@ class WorkerMountManager:
             if not await anyio.to_thread.run_sync(has_dirty_items, self.cache_dir, volume.name):
                 return False
             logger.info("volume {} has files not uploaded yet: starting a worker", volume.name)
-            await self._spawn(volume, drain_only=True)
+            await self._spawn(volume, JobMode.DRAIN)
             return True
 
     async def shutdown(self) -> None:
@@ -327,19 +328,17 @@ class WorkerMountManager:
 
     # --- spawning -------------------------------------------------------------
 
-    async def _spawn(
-        self, volume: Volume, *, drain_only: bool = False, standby: bool = False
-    ) -> None:
+    async def _spawn(self, volume: Volume, mode: JobMode = JobMode.MOUNT) -> None:
         name, mp = volume.name, volume.mountpoint
         paths = self._paths(name)
         deadline = anyio.current_time() + self.mount_timeout
-        mounts = not (drain_only or standby)
+        mounts = mode is JobMode.MOUNT
         if mounts:
             await self._wait_for_previous_worker(name, paths)
             await self._clear_orphan_mount(volume)
             await self._prepare_mountpoint(volume)
 
-        job = replace(self._job(volume, drain_only=drain_only), standby=standby)
+        job = self._job(volume, mode)
         log_start = _file_size(paths.log)  # report only this run's log lines
         spare = await self._take_spare(deadline)
         if spare is not None:
@@ -371,9 +370,9 @@ class WorkerMountManager:
                 raise
             raise MountFailed(f"mount worker for {name} failed: {e}") from e
         os.close(read_fd)
-        if drain_only:
+        if mode is JobMode.DRAIN:
             worker.expected_exit = True  # it exits once the uploads are done
-        elif standby:
+        elif mode is JobMode.STANDBY:
             worker.expected_exit = True  # it exits unless mounted within `linger`
             self._lingering[name] = worker
         else:
@@ -383,7 +382,7 @@ class WorkerMountManager:
         ).start()
         self._start_spares()
 
-    def _job(self, volume: Volume, *, drain_only: bool = False) -> WorkerJob:
+    def _job(self, volume: Volume, mode: JobMode = JobMode.MOUNT) -> WorkerJob:
         return WorkerJob(
             name=volume.name,
             mountpoint=volume.mountpoint,
@@ -394,8 +393,8 @@ class WorkerMountManager:
             log_level=self.log_level,
             log_file=self.log_file,
             config_path=self.config_path,
-            drain_only=drain_only,
-            linger=0.0 if drain_only else self.linger,
+            mode=mode,
+            linger=0.0 if mode is JobMode.DRAIN else self.linger,
         )
 
     # --- the spare worker -------------------------------------------------------

@@ -152,7 +152,7 @@ async def test_mount_serves_the_directory_and_the_worker_stays_for_the_next_one(
     assert not is_mounted(volume.mountpoint)
     assert manager.worker_pid("vol") is None
     # Unmounted, it waits for the next Mount (Docker mounts twice per `docker run`).
-    assert (await call_worker(sock, "status"))["state"] == "idle"
+    assert (await call_worker(sock, "status"))["state"] == "standby"
     assert env.holder() == pid
 
     await manager.mount(volume)
@@ -531,10 +531,11 @@ def test_the_worker_imports_only_what_its_volume_needs() -> None:
     probe = """
 import sys
 import entrypoints.mount_worker
+entrypoints.mount_worker.load_worker_container()  # what a worker loads before its job
 heavy = ["fsspec", "s3fs", "botocore", "aiobotocore", "asyncssh", "fastapi", "hypercorn",
-         "pydantic", "dependency_injector", "adapters.http", "adapters.mounting.manager",
+         "starlette", "adapters.http", "adapters.mounting.manager",
          "adapters.storage.sftp", "adapters.storage.s3", "adapters.storage.fsspec_storage"]
-print(",".join(m for m in heavy if m in sys.modules))
+print(",".join(m for m in heavy if sys.modules.get(m) is not None))
 from adapters.storage.factory import DefaultStorageFactory
 factory = DefaultStorageFactory()
 factory.preload("sftp")
@@ -554,7 +555,7 @@ async def test_standby_worker_started_at_create_serves_the_first_mount(env: Env)
     sock = worker_paths(str(env.cache), "vol").socket
     pid = env.holder()
     assert pid is not None and not is_mounted(volume.mountpoint)
-    assert (await call_worker(sock, "status"))["state"] == "idle"
+    assert (await call_worker(sock, "status"))["state"] == "standby"
 
     await manager.mount(volume)
     assert manager.worker_pid("vol") == pid
