@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from adapters.mounting.protocol import WorkerJob
 from entrypoints.daemon_container import DaemonContainer
+from entrypoints.worker_container import WorkerContainer
 from tests.fakes.daemon import FakeMountManager, FakeStateStore
-from tests.fakes.storage import MemoryStorageFactory
+from tests.fakes.storage import MemoryStorage, MemoryStorageFactory, MemoryTree
 
 
 @dataclass
@@ -24,3 +26,11 @@ def use_daemon_fakes(container: DaemonContainer, fakes: DaemonFakes | None = Non
     container.mount_manager.override(fakes.mounts)
     container.storage_factory.override(fakes.storage)
     return fakes
+
+
+def memory_worker_container(job: WorkerJob, tree: MemoryTree) -> WorkerContainer:
+    """A worker for `job` whose remote is `tree` in memory, whatever backend the
+    job names; the cache, VFS and frontend are the real ones."""
+    container = WorkerContainer(job=job)
+    container.storage.override(MemoryStorage(tree))
+    return container
