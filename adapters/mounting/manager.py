@@ -9,9 +9,7 @@ socket and the volume's lock), `registry` (the workers known to this daemon),
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import subprocess
 
 import anyio
@@ -19,7 +17,11 @@ from loguru import logger
 
 from adapters.cache import has_dirty_items
 from adapters.mounting.control import WorkerControl
-from adapters.mounting.mountpoint import clear_orphan_mount, make_mountpoint, mounted_and_live
+from adapters.mounting.mountpoint import (
+    clear_orphan_mount,
+    prepare_mountpoint,
+    remove_mountpoint,
+)
 from adapters.mounting.protocol import ProtocolError, WorkerJob, WorkerStatus
 from adapters.mounting.registry import KnownWorker, WorkerRegistry
 from adapters.mounting.spawning import SparePool, launch
@@ -76,20 +78,12 @@ class WorkerMountManager:
         # A volume being created is about to be mounted: have its worker ready.
         self._spares.preload.add(volume.spec.backend.type)
         self._spares.fill()
-        if not await self._prepare_mountpoint(volume):
+        if not await prepare_mountpoint(volume.mountpoint):
             return
         if self.standby:
             # Create answers once the worker is connected: Docker's Mount follows
             # at once with `docker run -v new:/data`, and would only wait for it.
             await self._start_standby(volume)
-
-    async def _prepare_mountpoint(self, volume: Volume) -> bool:
-        """Make the mountpoint; False when a live mount is there already (the
-        directory then exists, and must stay untouched)."""
-        if await mounted_and_live(volume.mountpoint):
-            return False
-        make_mountpoint(volume.mountpoint)
-        return True
 
     async def _start_standby(self, volume: Volume) -> None:
         async with self._lock(volume.name):
@@ -102,18 +96,8 @@ class WorkerMountManager:
 
     async def discard(self, volume: Volume) -> None:
         await self._retire(volume.name, volume_removed=True)
-        mp = volume.mountpoint
-        if await mounted_and_live(mp):
-            logger.warning("not removing {}: something is still mounted there", mp)
+        if not await remove_mountpoint(volume.mountpoint):
             return
-        try:
-            os.rmdir(mp)
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            if e.errno != errno.ENOTEMPTY:
-                raise
-            logger.warning("not removing {}: the directory is not empty", mp)
         # A worker still draining keeps the cache (and removes it itself when done).
         if self._control.holder(volume.name) is None:
             await remove_volume_cache(self.cache_dir, volume.name)
@@ -239,7 +223,7 @@ class WorkerMountManager:
         if mode is JobMode.MOUNT:
             await self._control.wait_for_previous_worker(name)
             await clear_orphan_mount(volume.mountpoint, self._control.paths(name).lock)
-            await self._prepare_mountpoint(volume)
+            await prepare_mountpoint(volume.mountpoint)
         self._spares.preload.add(volume.spec.backend.type)
         log = self._control.paths(name).log
         proc = await launch(

@@ -4,6 +4,7 @@ and the worker: is it fit to mount on, is a mount there alive, clear a dead one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 
 from loguru import logger
@@ -22,13 +23,39 @@ def check_mountpoint(mp: str, *, allow_non_empty: bool) -> None:
         raise MountFailed(f"mountpoint {mp} is not empty, use allow-non-empty=true to mount anyway")
 
 
-def make_mountpoint(mp: str) -> None:
+async def prepare_mountpoint(mp: str) -> bool:
+    """Make the mountpoint; False when a live mount is there already (the
+    directory then exists, and must stay untouched)."""
+    if await mounted_and_live(mp):
+        return False
+    _make_directory(mp)
+    return True
+
+
+def _make_directory(mp: str) -> None:
     if os.path.isdir(mp):
         return
     os.makedirs(os.path.dirname(mp) or "/", exist_ok=True)
     with contextlib.suppress(FileExistsError):
         os.mkdir(mp, 0o755)
     os.chmod(mp, 0o755)  # the daemon's umask must not narrow it
+
+
+async def remove_mountpoint(mp: str) -> bool:
+    """Remove a removed volume's mountpoint, unless something was left in it.
+    False when something is still mounted there (the volume is then still in use)."""
+    if await mounted_and_live(mp):
+        logger.warning("not removing {}: something is still mounted there", mp)
+        return False
+    try:
+        os.rmdir(mp)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        if e.errno != errno.ENOTEMPTY:
+            raise
+        logger.warning("not removing {}: the directory is not empty", mp)
+    return True
 
 
 async def unmount_or_fail(mp: str) -> None:

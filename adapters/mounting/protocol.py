@@ -25,7 +25,6 @@ MAX_LINE = 64 * 1024
 # the uploads are done.
 OPS = ("status", "unmount", "forget", "mount", "retire")
 # The states a worker reports are `domain.worker_lifecycle.STATES`.
-__all__ = ["STATES", "JobMode", "WorkerState"]
 
 # AF_UNIX paths are limited to 108 bytes including the NUL.
 _MAX_SOCKET_PATH = 107
