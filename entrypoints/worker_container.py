@@ -8,12 +8,19 @@ store, the VFS, the mount frontend and the `MountWorker` that runs them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from dependency_injector import containers, providers
 
 from adapters.cache import DiskCacheStore, cache_root
 from adapters.config import load_rclone_config
 from adapters.mounting.protocol import WorkerJob
-from adapters.mounting.worker import MountFrontend, MountWorker
+from adapters.mounting.worker import (
+    ConfigStamp,
+    MountFrontend,
+    MountWorker,
+    stamp_config_file,
+)
 from application.ports import CacheStore, RemoteStorage, StorageFactory
 from application.vfs import Vfs
 from domain.modtime_cost import modtime_is_slow
@@ -21,11 +28,18 @@ from domain.volume import VolumeSpec
 from domain.volume_options import parse_volume_options
 
 
-def job_spec(job: WorkerJob) -> VolumeSpec:
+@dataclass(frozen=True)
+class ParsedJob:
+    spec: VolumeSpec
+    config_stamp: ConfigStamp  # the config file as it was when `spec` was parsed
+
+
+def parse_job(job: WorkerJob) -> ParsedJob:
     """The job's raw options parsed as the daemon parsed them; the config file is
     re-read, so a restarted worker sees its current remotes."""
+    stamp = stamp_config_file(job.config_path)  # first: a later change shows as one
     config = load_rclone_config(job.config_path) if job.config_path else None
-    return parse_volume_options(job.options, job.defaults, config).spec
+    return ParsedJob(parse_volume_options(job.options, job.defaults, config).spec, stamp)
 
 
 def make_storage_factory() -> StorageFactory:
@@ -62,7 +76,8 @@ class WorkerContainer(containers.DeclarativeContainer):
     config = providers.Configuration(default={"frontend": "fuse"})
     job = providers.Dependency(instance_of=WorkerJob)
 
-    spec = providers.Singleton(job_spec, job)
+    parsed_job = providers.Singleton(parse_job, job)
+    spec = parsed_job.provided.spec
     storage_factory = providers.Singleton(make_storage_factory)
     storage = providers.Singleton(make_storage, storage_factory, spec)
     cache_store = providers.Singleton(make_cache_store, job)
@@ -77,4 +92,5 @@ class WorkerContainer(containers.DeclarativeContainer):
         storage=storage,
         vfs=vfs,
         frontend=frontend,
+        config_stamp=parsed_job.provided.config_stamp,
     )

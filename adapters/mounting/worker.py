@@ -98,7 +98,10 @@ class MountWorker:
         vfs: Vfs,
         frontend: MountFrontend,
         report: Callable[[bytes], None],
+        *,
+        config_stamp: ConfigStamp,
     ) -> None:
+        """`config_stamp`: the config file as it was when `spec` was parsed from it."""
         self.job = job
         self.lifecycle = WorkerLifecycle(job.mode)
         self._spec = spec
@@ -111,7 +114,7 @@ class MountWorker:
         self._drain_scope: anyio.CancelScope | None = None
         self._wake = asyncio.Event()  # a mount was asked for, or the worker retires
         self._mount_answer: asyncio.Future[None] | None = None
-        self._config_stamp = _stamp(job.config_path)
+        self._config_stamp = config_stamp
 
     async def run(self) -> None:
         paths = worker_paths(self.job.cache_dir, self.job.name)
@@ -297,7 +300,7 @@ class MountWorker:
             replace(job, mode=self.job.mode) != self.job
         ):
             raise MountFailed("the job differs from this worker's: start a new worker")
-        if _stamp(job.config_path) != self._config_stamp:
+        if stamp_config_file(job.config_path) != self._config_stamp:
             raise MountFailed("the config file changed since this worker started")
         if self.lifecycle.retiring:
             raise MountFailed("the worker is exiting")
@@ -394,7 +397,10 @@ class MountWorker:
                     logger.error("unmount on {} failed: {}", signal.Signals(signum).name, e)
 
 
-def _stamp(path: str | None) -> tuple[int, int] | None:
+ConfigStamp = tuple[int, int] | None
+
+
+def stamp_config_file(path: str | None) -> ConfigStamp:
     """What tells a changed config file: its size and modification time."""
     if not path:
         return None
