@@ -111,8 +111,7 @@ class WorkerMountManager:
                 return
             status = await self._control.probe(volume.name)
             if status is not None and status.state == "mounted":
-                if self._is_live_mount(status, volume):
-                    self._adopt(volume, status)
+                if self._adopt_if_live(volume, status):
                     logger.info("volume {} is already served by worker {}", volume.name, status.pid)
                     return
                 await self._stop(volume, status.pid, retire=True)
@@ -152,8 +151,7 @@ class WorkerMountManager:
         async with self._lock(volume.name):
             status = await self._control.probe(volume.name)
             if status is not None and status.state == "mounted":
-                if self._is_live_mount(status, volume):
-                    self._adopt(volume, status)
+                if self._adopt_if_live(volume, status):
                     logger.info("adopted mount worker {} for volume {}", status.pid, volume.name)
                     return True
                 logger.warning(
@@ -195,8 +193,7 @@ class WorkerMountManager:
     async def forget_all(self) -> None:
         """Forward the daemon's SIGHUP: every worker forgets its directory cache
         (those waiting for the next Mount too)."""
-        for worker in self._registry.workers(serving=True) + self._registry.workers(serving=False):
-            name = worker.name
+        for name in self._registry.names():
             try:
                 await self._control.ask(name, "forget")
             except (WorkerUnreachable, ProtocolError) as e:
@@ -280,12 +277,12 @@ class WorkerMountManager:
             return
         await self._control.retire(name, volume_removed=volume_removed)
 
-    def _is_live_mount(self, status: WorkerStatus, volume: Volume) -> bool:
-        mp = volume.mountpoint
-        return status.mountpoint == mp and is_mounted(mp)
-
-    def _adopt(self, volume: Volume, status: WorkerStatus) -> None:
+    def _adopt_if_live(self, volume: Volume, status: WorkerStatus) -> bool:
+        """Track a worker that says it is mounted, if its mount is the volume's and live."""
+        if status.mountpoint != volume.mountpoint or not is_mounted(volume.mountpoint):
+            return False
         self._registry.add(self._known(volume, status.pid))
+        return True
 
     def _known(
         self,

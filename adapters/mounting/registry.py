@@ -70,6 +70,9 @@ class WorkerRegistry:
             worker.expected_exit = True
         return worker
 
+    def names(self) -> list[str]:
+        return list(self._known)
+
     def workers(self, *, serving: bool) -> list[KnownWorker]:
         return [w for w in self._known.values() if w.serving is serving]
 
