@@ -25,7 +25,7 @@ from loguru import logger
 from adapters.mounting.live_workers import volumes_with_live_workers
 from adapters.systemd.notify import SystemdNotifier
 from application.volume_service import VolumeService
-from entrypoints.container import Container
+from entrypoints.daemon_container import DaemonContainer
 
 PLUGIN_NAME = "cloudvol"
 SOCKET_MODE = 0o660
@@ -70,8 +70,8 @@ class Listener:
                 os.unlink(path)
 
 
-def make_container(settings: ServeSettings) -> Container:
-    container = Container()
+def make_container(settings: ServeSettings) -> DaemonContainer:
+    container = DaemonContainer()
     container.config.from_dict(
         {
             "base_dir": settings.base_dir,
@@ -196,7 +196,7 @@ def _hypercorn_config(listener: Listener) -> HypercornConfig:
 async def serve_docker(
     settings: ServeSettings,
     *,
-    container: Container | None = None,
+    container: DaemonContainer | None = None,
     stop: anyio.Event | None = None,
     notifier: SystemdNotifier | None = None,
 ) -> None:
