@@ -80,7 +80,8 @@ class S3Reader:
     continues and waits its turn there. A read behind every stream, or far ahead,
     starts a new one; a few are kept, so that readers sharing this one (the
     cache's handles) do not take turns reopening a single body, and an idle body
-    soon gives its connection back to the pool."""
+    soon gives its connection back to the pool. Which stream a read continues,
+    and the next GET's size, follow `domain.read_ahead`."""
 
     def __init__(
         self,

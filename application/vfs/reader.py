@@ -6,6 +6,8 @@ far more than the transfer, so the remote is asked for large pieces instead
 being consumed the next ones are already in flight, up to `window` bytes ahead.
 The window only opens up as the reader proves to be sequential, so random reads
 do not pull megabytes they will never use.
+(What counts as sequential, and how pieces and window grow, is
+`domain.read_ahead`'s rule, shared with the cache and the S3 reader.)
 
 Pieces never cross the boundaries of `--vfs-read-chunk-size` chunks
 (`domain.chunks.ChunkSchedule`: doubling up to the limit, starting over at a
