@@ -14,6 +14,7 @@ from loguru import logger
 
 from adapters.storage.s3_bucket import S3Bucket
 from domain.errors import RemoteUnavailable
+from domain.read_ahead import Move, ReadAheadPolicy
 
 # A stream's first GET asks for this much, each next one twice as much (rclone's
 # --vfs-read-chunk-size, without a limit).
@@ -22,6 +23,11 @@ _MAX_SKIP = 8 * 1024 * 1024  # a read this far ahead of a body reads through the
 _MAX_STREAMS = 4  # bodies open per reader
 _IDLE_CLOSE = 5.0  # seconds before an idle body gives its connection back
 _READ_STEP = 1024 * 1024  # bytes asked of a body at a time
+
+
+def _policy() -> ReadAheadPolicy:
+    # Built when used, from the numbers above as they are then (tests shrink them).
+    return ReadAheadPolicy(first_request=_FIRST_WINDOW, max_skip=_MAX_SKIP)
 
 
 class Cancellable(Protocol):
@@ -43,7 +49,7 @@ class _Stream:
         self.body: Any = None  # aiobotocore's StreamingBody
         self.pos = pos
         self.end = pos
-        self.window = _FIRST_WINDOW
+        self.window = _policy().first_request
         self.lock = asyncio.Lock()  # one read at a time: the body is read in order
         self.claims: list[int] = []  # ends of the reads queued on it
         self.idle: Cancellable | None = None
@@ -55,7 +61,7 @@ class _Stream:
         return max(self.pos, *self.claims) if self.claims else self.pos
 
     def continues_at(self, pos: int) -> bool:
-        return self.pos <= pos <= self.pos + _MAX_SKIP
+        return _policy().move(self.pos, pos) is not Move.SEEK
 
     def drop(self) -> None:
         body, self.body = self.body, None
@@ -74,7 +80,8 @@ class S3Reader:
     continues and waits its turn there. A read behind every stream, or far ahead,
     starts a new one; a few are kept, so that readers sharing this one (the
     cache's handles) do not take turns reopening a single body, and an idle body
-    soon gives its connection back to the pool."""
+    soon gives its connection back to the pool. Which stream a read continues,
+    and the next GET's size, follow `domain.read_ahead`."""
 
     def __init__(
         self,
@@ -111,7 +118,8 @@ class S3Reader:
     def _join(self, offset: int, end: int) -> _Stream:
         """The stream the read at `offset` continues (a new one if none), the read
         queued on it. No await: reads join in the order they were made."""
-        near = [s for s in self._streams if s.next <= offset <= s.next + _MAX_SKIP]
+        policy = _policy()
+        near = [s for s in self._streams if policy.move(s.next, offset) is not Move.SEEK]
         if near:
             stream = max(near, key=lambda s: s.next)
         else:
@@ -182,7 +190,8 @@ class S3Reader:
         if stream.body is not None:
             # Past the window: the next one is twice as large; elsewhere: a seek.
             following = stream.continues_at(pos) and pos >= stream.end
-            stream.window = stream.window * 2 if following else _FIRST_WINDOW
+            policy = _policy()
+            stream.window = policy.grown(stream.window) if following else policy.first_request
             stream.drop()
         stop = min(pos + stream.window, self._size)
         response = await self._bucket.call(

@@ -26,6 +26,7 @@ from application.vfs.cache.null import FileCache
 from application.vfs.nodes import Node
 from application.vfs.reader import MAX_PIECE, ReadAhead
 from domain.cache_policy import OpenPlan
+from domain.read_ahead import ReadAheadPolicy
 from domain.volume import UNLIMITED, CacheMode, VfsOptions
 
 
@@ -312,23 +313,18 @@ class CachedHandle:
         self._plan = plan
         buffer = options.buffer_size if options.buffer_size != UNLIMITED else 0
         extra = options.read_ahead if options.cache_mode is CacheMode.FULL else 0
-        self._ahead_max = max(buffer, 0) + max(extra, 0)
-        self._expected = 0
-        self._streak = 0
+        # Twice the sequential streak, only once a read has followed another.
+        self._read_ahead = ReadAheadPolicy(
+            max_ahead=max(buffer, 0) + max(extra, 0), streak_factor=2, proven_only=True
+        )
+        self._position = self._read_ahead.start()
         self._released = False
 
     async def read(self, offset: int, size: int) -> bytes:
         if not self._plan.read:
             raise OSError(errno.EBADF, "handle is not open for reading")
-        if offset == self._expected:
-            self._streak += size
-        else:
-            self._streak = 0  # a seek: read ahead again only once it proves sequential
-        self._expected = offset + size
-        # The window opens up with the sequential streak, so random reads do not
-        # pull megabytes they will never use.
-        ahead = min(self._ahead_max, 2 * self._streak) if self._streak > size else 0
-        return await self.item.read(offset, size, ahead)
+        self._position = self._read_ahead.read(self._position, offset, size)
+        return await self.item.read(offset, size, self._read_ahead.ahead(self._position, size))
 
     async def write(self, offset: int, data: bytes) -> int:
         if not self._plan.write:
