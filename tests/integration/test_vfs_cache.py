@@ -88,7 +88,7 @@ def test_minimal_caches_read_write_opens_only(fuse_mount: MountFactory, tmp_path
     finally:
         assert errno_of(lambda: os.close(fd)) == errno.EPERM  # as in mode off
     assert (m.backing / "g").read_bytes() == b"keep"
-    assert not (tmp_path / "cache" / "data" / "g").exists()
+    assert not (tmp_path / "cache" / "vfs" / "vol" / "data" / "g").exists()
 
 
 def test_writes_edits_in_place_and_streams_reads(fuse_mount: MountFactory, tmp_path: Path) -> None:
@@ -96,7 +96,9 @@ def test_writes_edits_in_place_and_streams_reads(fuse_mount: MountFactory, tmp_p
     m = cached(fuse_mount, tmp_path, "writes", "vfs-write-back=3")
     (m.backing / "f").write_bytes(b"hello world")
     assert (m.mountpoint / "f").read_bytes() == b"hello world"
-    assert not (tmp_path / "cache" / "data" / "f").exists()  # a read-only open: streamed
+    assert not (
+        tmp_path / "cache" / "vfs" / "vol" / "data" / "f"
+    ).exists()  # a read-only open: streamed
     fd = os.open(m.mountpoint / "f", os.O_WRONLY)
     try:
         os.pwrite(fd, b"W", 6)  # any offset, no O_TRUNC
@@ -121,8 +123,8 @@ def test_full_mode_partial_reads_leave_a_sparse_file(
         assert os.pread(fd, 4096, 16 * MiB) == content[16 * MiB : 16 * MiB + 4096]
     finally:
         os.close(fd)
-    data = tmp_path / "cache" / "data" / "big"
-    meta = tmp_path / "cache" / "meta" / "big"
+    data = tmp_path / "cache" / "vfs" / "vol" / "data" / "big"
+    meta = tmp_path / "cache" / "vfs" / "vol" / "meta" / "big"
     assert data.stat().st_size == 32 * MiB
     assert data.stat().st_blocks * 512 < 2 * MiB  # holes everywhere else
     record = json.loads(meta.read_bytes())
@@ -242,6 +244,13 @@ class Env:
             assert time.monotonic() < end, f"the worker is still {status}"
             await anyio.sleep(0.05)
 
+    def wait_for_log(self, text: str) -> None:
+        """Poll the worker's log until a line holds `text`."""
+        log = Path(worker_paths(str(self.cache), "vol").log)
+        assert wait_until(lambda: log.exists() and text in log.read_text(), timeout=20), (
+            f"no {text!r} in the worker's log"
+        )
+
     def block_uploads_to(self, directory: str) -> None:
         """Uploads into `directory` fail, and are retried, until `unblock_uploads_to`:
         a file stands where the directory was (a missing one would be made again)."""
@@ -335,6 +344,9 @@ async def test_mount_while_uploading_is_served_by_the_same_worker(env: Env) -> N
     env.block_uploads_to("sub")
     await manager.unmount(volume)
     await env.wait_for_status("draining", pending_uploads=1)
+    # The kernel sends the file's release on its own time, maybe after the unmount:
+    # the drain's upload has begun once it has failed once.
+    env.wait_for_log("sub/f: upload failed (attempt 1)")
 
     # The upload can't finish while blocked, so a Mount that returns now did not
     # wait for it: it goes on under the new mount.
