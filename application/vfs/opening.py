@@ -44,7 +44,7 @@ class FileOpener:
         path = join(parent.path, name)
         plan = plan_open(
             self._options.cache_mode,
-            _request(flags | os.O_CREAT, exists=False),
+            open_request(flags | os.O_CREAT, exists=False),
             read_only=self._options.read_only,
             in_cache=self._cache.has(path),
         )
@@ -68,7 +68,7 @@ class FileOpener:
     async def open(self, node: Node, flags: int) -> Handle:
         plan = plan_open(
             self._options.cache_mode,
-            _request(flags, exists=True),
+            open_request(flags, exists=True),
             read_only=self._options.read_only,
             in_cache=self._options.cache_mode is not CacheMode.OFF and self._cache.has(node.path),
         )
@@ -159,7 +159,8 @@ class FileOpener:
             logger.warning("{}: could not set the modification time: {!r}", node.path, exc)
 
 
-def _request(flags: int, *, exists: bool) -> OpenRequest:
+def open_request(flags: int, *, exists: bool) -> OpenRequest:
+    """What open(2)'s flags ask for, as the cache policy reads it."""
     access = flags & os.O_ACCMODE
     return OpenRequest(
         readable=access in (os.O_RDONLY, os.O_RDWR),

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from application.vfs.opening import open_request
 from domain.cache_policy import (
     CacheItemUsage,
     OpenPlan,
@@ -24,15 +25,7 @@ RANK = {OFF: 0, MINIMAL: 1, WRITES: 2, FULL: 3}
 
 
 def request(flags: int, exists: bool = True) -> OpenRequest:
-    access = flags & os.O_ACCMODE
-    return OpenRequest(
-        readable=access in (os.O_RDONLY, os.O_RDWR),
-        writable=access in (os.O_WRONLY, os.O_RDWR),
-        truncate=bool(flags & os.O_TRUNC),
-        append=bool(flags & os.O_APPEND),
-        create=bool(flags & os.O_CREAT),
-        exists=exists,
-    )
+    return open_request(flags, exists=exists)
 
 
 def refused(mode: CacheMode, req: OpenRequest, **kw: bool) -> int:
