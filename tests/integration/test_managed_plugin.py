@@ -24,15 +24,26 @@ IN_PLUGIN_CONFIG = "/data/config"  # where the plugin sees ManagedPlugin.config_
 DEFAULT_ARGS = "--vfs-cache-mode off"
 
 
-def plugin_sftp_options(plugin: ManagedPlugin, sshd: SshdServer, remote_dir: Path) -> list[str]:
-    """SFTP options whose key file is one the plugin can read: its config directory."""
+def key_in_config_dir(plugin: ManagedPlugin, sshd: SshdServer) -> str:
+    """The server's client key, copied where the plugin can read it; its path there."""
     key = f"key-{sshd.port}"
     shutil.copy2(sshd.key_file, plugin.config_dir / key)
-    options = sshd.volume_options(remote_dir)
-    return [
-        f"sftp-key-file={IN_PLUGIN_CONFIG}/{key}" if o.startswith("sftp-key-file=") else o
-        for o in options
+    return f"{IN_PLUGIN_CONFIG}/{key}"
+
+
+def sftp_volume(plugin: ManagedPlugin, sshd: SshdServer, remote_name: str) -> tuple[str, Path]:
+    """A new volume of the plugin on a new directory `remote_name` of the SFTP server:
+    the volume's name and the directory."""
+    remote_dir = sshd.data_dir / remote_name
+    remote_dir.mkdir()
+    key = key_in_config_dir(plugin, sshd)
+    options = [
+        f"sftp-key-file={key}" if o.startswith("sftp-key-file=") else o
+        for o in sshd.volume_options(remote_dir)
     ]
+    name = unique(remote_name)
+    plugin.docker.run("volume", "create", "-d", plugin.name, *options, name)
+    return name, remote_dir
 
 
 def wait_for(path: Path, content: str, timeout: float) -> None:
@@ -51,13 +62,7 @@ def restart_with_args(plugin: ManagedPlugin, args: str) -> None:
 def test_sftp_volume_through_the_plugin(managed_plugin: ManagedPlugin, sshd: SshdServer) -> None:
     docker = managed_plugin.docker
     assert managed_plugin.enabled()
-    remote_dir = sshd.data_dir / "plain"
-    remote_dir.mkdir()
-    name = unique("pv")
-    docker.run(
-        "volume", "create", "-d", managed_plugin.name,
-        *plugin_sftp_options(managed_plugin, sshd, remote_dir), name,
-    )  # fmt: skip
+    name, remote_dir = sftp_volume(managed_plugin, sshd, "plain")
 
     docker.in_container(name, "echo from-the-plugin > /data/x")
     assert docker.in_container(name, "cat /data/x") == "from-the-plugin\n"
@@ -66,15 +71,9 @@ def test_sftp_volume_through_the_plugin(managed_plugin: ManagedPlugin, sshd: Ssh
 
 def test_plugin_args_change_the_defaults(managed_plugin: ManagedPlugin, sshd: SshdServer) -> None:
     docker = managed_plugin.docker
-    remote_dir = sshd.data_dir / "args"
-    remote_dir.mkdir()
     restart_with_args(managed_plugin, "--vfs-cache-mode writes -v")
     try:
-        name = unique("pa")
-        docker.run(
-            "volume", "create", "-d", managed_plugin.name,
-            *plugin_sftp_options(managed_plugin, sshd, remote_dir), name,
-        )  # fmt: skip
+        name, remote_dir = sftp_volume(managed_plugin, sshd, "args")
         docker.in_container(name, "echo cached > /data/y")
 
         # Mode `writes` (not the default `off`) wrote the file through the on-disk cache,
@@ -89,17 +88,11 @@ def test_disable_enable_keeps_volumes_and_pending_uploads(
     managed_plugin: ManagedPlugin, sshd: SshdServer
 ) -> None:
     docker = managed_plugin.docker
-    remote_dir = sshd.data_dir / "restart"
-    remote_dir.mkdir()
     # Uploads wait ten minutes while the volume is mounted, so the one below is surely
     # pending at disable.
     restart_with_args(managed_plugin, "--vfs-cache-mode writes --vfs-write-back 10m")
     try:
-        name = unique("pr")
-        docker.run(
-            "volume", "create", "-d", managed_plugin.name,
-            *plugin_sftp_options(managed_plugin, sshd, remote_dir), name,
-        )  # fmt: skip
+        name, remote_dir = sftp_volume(managed_plugin, sshd, "restart")
         holder = docker.start_holder(name, unique("holder"))
         docker.run("exec", holder, "sh", "-c", "echo pending > /data/z")
         assert not (remote_dir / "z").exists()
@@ -123,17 +116,16 @@ def test_volume_from_rclone_conf_in_the_config_dir(
     docker = managed_plugin.docker
     remote_dir = sshd.data_dir / "named"
     remote_dir.mkdir()
-    key = f"key-{sshd.port}"
-    shutil.copy2(sshd.key_file, managed_plugin.config_dir / key)
+    key = key_in_config_dir(managed_plugin, sshd)
     (managed_plugin.config_dir / "rclone.conf").write_text(
         "[backup]\n"
         "type = sftp\n"
         f"host = {sshd.host}\n"
         f"port = {sshd.port}\n"
         f"user = {sshd.user}\n"
-        f"key_file = {IN_PLUGIN_CONFIG}/{key}\n"
+        f"key_file = {key}\n"
     )
-    name = unique("pc")
+    name = unique("named")
     docker.run(
         "volume", "create", "-d", managed_plugin.name, "-o", f"remote=backup:{remote_dir}", name
     )
