@@ -105,7 +105,7 @@ def test_stack_with_a_cloudvol_volume(
     remote_dir = sshd.data_dir / "stack"
     remote_dir.mkdir()
     options = dict(o.split("=", 1) for o in sshd.volume_options(remote_dir)[1::2])
-    # JSON is YAML: the compose file below is the README's example with our values.
+    # JSON is YAML: the compose file of the README's example, with this test's values.
     compose = {
         "version": "3.8",
         "services": {
