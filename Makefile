@@ -65,6 +65,7 @@ PLUGIN_NAME ?= cloudvol
 
 .PHONY: plugin
 plugin:
-	@command -v mmdebstrap >/dev/null 2>&1 || apt-get install -y --no-install-recommends mmdebstrap
+	@command -v mmdebstrap >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y --no-install-recommends --no-remove mmdebstrap; }
 	python3 packaging/plugin/build.py build/plugin
 	docker plugin create $(PLUGIN_NAME) build/plugin
