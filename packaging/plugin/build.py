@@ -39,9 +39,9 @@ from tests.integration.fixtures.debian_root import (  # noqa: E402
 
 RUNTIME_PACKAGES = ("ca-certificates", "fuse3", "python3")
 BUILD_PACKAGES = ("python3-venv", "gcc", "libc6-dev", "python3-dev", "libfuse3-dev", "pkg-config")
-PERL_PACKAGES = (
+UNNEEDED_PACKAGES = (
     "usrmerge", "perl", "libperl5.36", "perl-modules-5.36", "libfile-find-rule-perl",
-    "libnumber-compare-perl", "libtext-glob-perl",
+    "libnumber-compare-perl", "libtext-glob-perl", "tzdata",
 )  # fmt: skip
 VENV = "/opt/cloudvol"
 SOURCES = ("pyproject.toml", "domain", "application", "adapters", "entrypoints")
@@ -57,11 +57,12 @@ cd {VENV}/lib/python3*/site-packages/botocore/data
 for model in */; do case $model in s3/|sts/|sso/|sso-oidc/) ;; *) rm -rf "$model" ;; esac; done
 cd /
 apt-get purge -y --autoremove {" ".join(BUILD_PACKAGES)}
-# mmdebstrap marks all of minbase as installed by hand, so autoremove keeps Perl, which
-# only usrmerge needed (for the conversion it did at install); usr-is-merged stands in.
+# mmdebstrap marks all of minbase as installed by hand, so autoremove keeps what the
+# plugin does not need: Perl, which only usrmerge needed (for the conversion it did at
+# install; usr-is-merged stands in), and time zones (the plugin runs in UTC).
 apt-get update -qq
 apt-get install -y usr-is-merged
-apt-get purge -y --autoremove {" ".join(PERL_PACKAGES)}
+apt-get purge -y --autoremove {" ".join(UNNEEDED_PACKAGES)}
 """
 
 # Nothing here is read at run time: documentation, translations, apt's package lists,
