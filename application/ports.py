@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from domain.rclone_config import RcloneConfig
 from domain.remote_entry import RemoteEntry
 from domain.volume import BackendSpec, Volume
 
@@ -147,6 +148,14 @@ class StorageFactory(Protocol):
 
         Raises `domain.errors.OptionError` for an unknown type or a bad option.
         """
+        ...
+
+
+class ConfigSource(Protocol):
+    """The config file that `name:path` remotes are looked up in, as it is now."""
+
+    def current(self) -> RcloneConfig:
+        """Raises `domain.errors.OptionError` if the file is unreadable or malformed."""
         ...
 
 

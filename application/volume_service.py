@@ -15,12 +15,11 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 import anyio
 from loguru import logger
 
-from application.ports import MountManager, StateStore, StorageFactory
+from application.ports import ConfigSource, MountManager, StateStore, StorageFactory
 from domain.errors import (
     AlreadyMountedById,
     CloudvolError,
@@ -31,34 +30,13 @@ from domain.errors import (
     VolumeInUse,
     VolumeNotFound,
 )
+from domain.names import validate_volume_name
 from domain.state_records import RecordError, record_from_dict, volume_to_record
-from domain.volume import BackendSpec, Volume, VolumeSpec
+from domain.volume import BackendSpec, Volume
+from domain.volume_options import ParsedVolumeOptions, parse_volume_options
 
 DEFAULT_CONNECT_TIMEOUT = 60.0  # well under Docker's 2 minutes for Create
 _ACLOSE_TIMEOUT = 5.0
-
-
-class ParsedOptions(Protocol):
-    """What `domain.volume_options.parse_volume_options` returns."""
-
-    @property
-    def spec(self) -> VolumeSpec: ...
-    @property
-    def fs(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def path(self) -> str: ...
-
-
-class OptionsParser(Protocol):
-    """Parses Docker's `-o` map with the daemon's flags as defaults already bound.
-    Raises `domain.errors.OptionError`."""
-
-    def __call__(self, volume_opts: Mapping[str, str], /) -> ParsedOptions: ...
-
-
-NameValidator = Callable[[str], str]
 
 
 class VolumeExists(CloudvolError):
@@ -92,9 +70,9 @@ class VolumeService:
         state_store: StateStore,
         mount_manager: MountManager,
         storage_factory: StorageFactory,
-        parse_options: OptionsParser,
-        validate_name: NameValidator,
         base_dir: str,
+        daemon_defaults: Mapping[str, str] | None = None,
+        config_source: ConfigSource | None = None,
         forget_state: bool = False,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         clock: Callable[[], datetime] = _now,
@@ -102,8 +80,8 @@ class VolumeService:
         self._store = state_store
         self._mounts = mount_manager
         self._storage = storage_factory
-        self._parse = parse_options
-        self._validate_name = validate_name
+        self._defaults = dict(daemon_defaults or {})
+        self._config = config_source
         self._base_dir = os.path.normpath(os.path.abspath(base_dir))
         self._forget_state = forget_state
         self._connect_timeout = connect_timeout
@@ -122,7 +100,7 @@ class VolumeService:
     # -- protocol calls ------------------------------------------------------
 
     async def create(self, name: str, opts: Mapping[str, str]) -> None:
-        name = self._validate_name(name)
+        name = validate_volume_name(name)
         mountpoint = self._mountpoint_for(name)
         async with self._locked(name):
             parsed = self._parse(opts)
@@ -340,6 +318,11 @@ class VolumeService:
         async with self._lock_for(name):
             yield
 
+    def _parse(self, volume_opts: Mapping[str, str]) -> ParsedVolumeOptions:
+        # The config file is re-read when it changes, as rclone does.
+        config = self._config.current() if self._config is not None else None
+        return parse_volume_options(volume_opts, self._defaults, config)
+
     def _mountpoint_for(self, name: str) -> str:
         # Belt and braces after the name validator: whatever it lets through, the
         # mountpoint must be a direct child of the base directory.
@@ -415,7 +398,7 @@ class VolumeService:
                 self._saved_version = version
 
 
-def _same_config(volume: Volume, parsed: ParsedOptions) -> bool:
+def _same_config(volume: Volume, parsed: ParsedVolumeOptions) -> bool:
     # Compared parsed, so `remote=` vs `fs=`, or key spelling, do not count as a change.
     return (volume.spec, volume.fs, volume.type, volume.path) == (
         parsed.spec,

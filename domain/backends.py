@@ -440,6 +440,36 @@ _S3 = BackendDecl(
 _BACKENDS: Mapping[str, BackendDecl] = {decl.type: decl for decl in (_LOCAL, _S3, _SFTP)}
 
 
+# Words that mark an undeclared option (an fsspec protocol's parameter, an unknown
+# inline key) as secret: the registry cannot know those, so they are judged by name.
+_SECRET_WORDS = ("pass", "secret", "token", "key", "credential", "sas")
+
+
+def _declared_secrecy() -> dict[str, bool]:
+    """Whether each declared option holds a secret, by bare name (`pass`) and by
+    `<type>_<name>` (`sftp_pass`); a bare name secret in one backend is secret."""
+    secrecy: dict[str, bool] = {}
+    for backend in _BACKENDS.values():
+        for decl in backend.options:
+            secrecy[decl.name] = secrecy.get(decl.name, False) or decl.secret
+            secrecy[f"{backend.type}_{decl.name}"] = decl.secret
+    return secrecy
+
+
+_DECLARED_SECRECY: Mapping[str, bool] = _declared_secrecy()
+
+
+def is_secret_option(key: str) -> bool:
+    """Whether option `key` holds a value never to show (`pass`, `sftp-pass`,
+    `S3_SECRET_ACCESS_KEY`, an fsspec `password`...). Declared options answer by
+    their `secret` flag; other names are judged by the words in them."""
+    normal = key.strip().lower().replace("-", "_")
+    declared = _DECLARED_SECRECY.get(normal)
+    if declared is not None:
+        return declared
+    return any(word in normal for word in _SECRET_WORDS)
+
+
 def backend_types() -> list[str]:
     """The declared backend types, sorted. Other types are fsspec protocols."""
     return sorted(_BACKENDS)

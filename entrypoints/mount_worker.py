@@ -21,6 +21,7 @@ import logging
 import os
 import sys
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import anyio
 import pyfuse3.asyncio
@@ -33,11 +34,17 @@ from adapters.mounting.protocol import (
     encode_failure,
     worker_paths,
 )
-from adapters.mounting.worker import MountWorker
 from adapters.storage.factory import DefaultStorageFactory
 from entrypoints.logging_setup import quiet_connection_logs
 
+if TYPE_CHECKING:
+    from entrypoints.worker_container import WorkerContainer
+
 _SPARE_NICENESS = 10
+# dependency_injector probes for its optional web-framework integrations when
+# imported; the worker serves no HTTP, and FastAPI alone would add most of a
+# second to every worker's start.
+_WEB_FRAMEWORKS = ("fastapi", "starlette", "flask", "werkzeug")
 
 _FORMAT = (
     "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {extra[volume]} | "
@@ -139,6 +146,17 @@ def _preload(types: list[str]) -> None:
         factory.preload(type_name)
 
 
+def load_worker_container() -> type[WorkerContainer]:
+    """Import the worker's composition root, leaving the web frameworks out. Only
+    for the worker process: the frameworks stay unimportable in it."""
+    for name in _WEB_FRAMEWORKS:
+        if name not in sys.modules:
+            sys.modules[name] = None  # type: ignore[assignment]  # import now raises ImportError
+    from entrypoints.worker_container import WorkerContainer
+
+    return WorkerContainer
+
+
 def _read_all(fd: int) -> bytes:
     chunks = []
     while chunk := os.read(fd, 65536):
@@ -173,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     priority = _yield_cpu() if args.spare else None
+    container_class = load_worker_container()
     _preload(args.preload)
     if args.spare:
         with contextlib.suppress(OSError):
@@ -193,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(job)
     logger.info("mount worker pid {} starting for {}", os.getpid(), job.mountpoint)
     pyfuse3.asyncio.enable()
-    worker = MountWorker(job, status.send)
     try:
+        worker = container_class(job=job).worker(report=status.send)
         anyio.run(worker.run, backend="asyncio")
     except BaseException as e:
         message = describe(e)

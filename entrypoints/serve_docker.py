@@ -1,9 +1,9 @@
 """`cloudvol serve docker`: the plugin API on a unix socket (or TCP), served by
 hypercorn on asyncio.
 
-The listening socket is bound here, given its mode and group, and only then handed
-to hypercorn (as `fd://`), which starts listening: Docker cannot connect before the
-permissions are right.
+The listening socket is bound here and given its mode and group before it listens:
+Docker cannot connect before the permissions are right. It is then handed to
+hypercorn (as `fd://`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import stat
+import time
 from dataclasses import dataclass, field
 
 import anyio
@@ -21,12 +22,15 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config as HypercornConfig
 from loguru import logger
 
+from adapters.mounting.live_workers import volumes_with_live_workers
+from adapters.systemd.notify import SystemdNotifier
 from application.volume_service import VolumeService
-from entrypoints.container import Container
+from entrypoints.daemon_container import DaemonContainer
 
 PLUGIN_NAME = "cloudvol"
 SOCKET_MODE = 0o660
 _SYSTEMD_FIRST_FD = 3
+UPLOAD_REPORT_INTERVAL = 5.0  # seconds between log lines while uploads finish at stop
 
 
 class StartupError(Exception):
@@ -66,8 +70,8 @@ class Listener:
                 os.unlink(path)
 
 
-def make_container(settings: ServeSettings) -> Container:
-    container = Container()
+def make_container(settings: ServeSettings) -> DaemonContainer:
+    container = DaemonContainer()
     container.config.from_dict(
         {
             "base_dir": settings.base_dir,
@@ -192,15 +196,19 @@ def _hypercorn_config(listener: Listener) -> HypercornConfig:
 async def serve_docker(
     settings: ServeSettings,
     *,
-    container: Container | None = None,
+    container: DaemonContainer | None = None,
     stop: anyio.Event | None = None,
+    notifier: SystemdNotifier | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or `stop` is set), then unmount everything and
     save the state without mount IDs. Volumes are loaded before serving; volumes
     that had mount IDs are remounted while serving, and calls about them wait
-    for that, so one slow remote does not keep Docker from reaching the daemon."""
+    for that, so one slow remote does not keep Docker from reaching the daemon.
+    Under systemd (Type=notify), READY=1 is sent once they are, and a stop waits
+    for the volumes' last uploads, reported with STATUS=."""
     container = container or make_container(settings)
     stop = stop or anyio.Event()
+    notifier = notifier or SystemdNotifier()
     service = container.volume_service()
     app = container.app()
     listener = open_listener(settings)
@@ -211,17 +219,43 @@ async def serve_docker(
         listener.close()
         raise
     try:
+        # Listening before hypercorn starts: Docker's first calls wait in the queue.
+        listener.sock.listen()
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, stop, service)
-            tg.start_soon(service.restore_mounts)
+            tg.start_soon(_restore_then_ready, service, notifier, listener.description)
             logger.info("serving the Docker volume plugin API on {}", listener.description)
             # FastAPI is an ASGI app; its type hints just differ from hypercorn's.
             await serve(app, _hypercorn_config(listener), shutdown_trigger=stop.wait)  # type: ignore[arg-type]
             tg.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
+            notifier.stopping("unmounting every volume")
             try:
                 await service.shutdown()
             finally:
                 listener.close()
+            if notifier.enabled:
+                await _wait_for_last_uploads(settings.cache_dir, notifier)
     logger.info("stopped")
+
+
+async def _restore_then_ready(
+    service: VolumeService, notifier: SystemdNotifier, description: str
+) -> None:
+    await service.restore_mounts()
+    notifier.ready(f"serving on {description}")
+
+
+async def _wait_for_last_uploads(cache_dir: str, notifier: SystemdNotifier) -> None:
+    """Under systemd, whose TimeoutStopSec bounds the wait: stay until every unmounted
+    worker has uploaded its volume's last changes, so that a stop before a shutdown
+    leaves nothing behind in the cache."""
+    last_report = -UPLOAD_REPORT_INTERVAL
+    while volumes := await anyio.to_thread.run_sync(volumes_with_live_workers, cache_dir):
+        status = f"waiting for the last uploads of {len(volumes)} volume(s): {', '.join(volumes)}"
+        notifier.status(status)
+        if time.monotonic() - last_report >= UPLOAD_REPORT_INTERVAL:
+            logger.info(status)
+            last_report = time.monotonic()
+        await anyio.sleep(0.5)

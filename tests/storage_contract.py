@@ -8,7 +8,8 @@ subclasses `StorageContract`:
         pass
 
 Used by tests/integration/test_storage_sftp.py (local and sftp),
-tests/unit/test_fsspec_storage.py (memory) and tests/integration/test_storage_s3.py.
+tests/unit/test_fsspec_storage.py (fsspec memory), tests/integration/test_storage_s3.py
+and tests/unit/test_memory_storage_contract.py (the fake the unit tests use).
 """
 
 from __future__ import annotations
@@ -265,6 +266,9 @@ class StorageContract:
             await s.open_reader("nothing")
         with pytest.raises(FileNotFoundError):
             await s.open_writer("nothing/f")
+        with pytest.raises(FileNotFoundError):
+            await s.set_mtime("nothing", 1_000_000_000.0)
+        assert not backend.raw.exists("nothing")  # no empty file made to carry the time
         with pytest.raises(NotADirectoryError):
             await s.list_dir("f")
         with pytest.raises(IsADirectoryError):

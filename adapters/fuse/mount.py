@@ -113,15 +113,11 @@ async def run_fuse(
 ) -> None:
     """Mount `vfs` at `mountpoint` and serve it until the mount goes away (someone
     runs `fusermount3 -u`) or this task is cancelled; either way the session is
-    closed and the mount removed before returning. `on_ready` is called once, when
+    closed and the mount removed before returning. The caller checks the mountpoint
+    first (`adapters.mounting.mountpoint`). `on_ready` is called once, when
     the kernel mount is live and answering. Handles still open at the end are
     released (uploads committed) with `vfs.aclose()`."""
     pyfuse3.asyncio.enable()
-    if not options.allow_non_empty and os.listdir(mountpoint):
-        raise OSError(
-            errno.ENOTEMPTY,
-            f"mountpoint {mountpoint} is not empty, use allow-non-empty=true to mount anyway",
-        )
     opts = fuse_options(fsname, options, vfs.options.read_only)
     if options.daemon_timeout:
         logger.info("daemon-timeout is not used on Linux (as with rclone)")

@@ -14,7 +14,9 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any
+
+from domain.worker_lifecycle import STATES, JobMode, WorkerState
 
 MAX_LINE = 64 * 1024
 # unmount: take the mount away; the worker stays for the next mount for a while.
@@ -22,9 +24,7 @@ MAX_LINE = 64 * 1024
 # worker's own). retire: unmount if mounted, accept no more mounts, and exit once
 # the uploads are done.
 OPS = ("status", "unmount", "forget", "mount", "retire")
-# idle: unmounted, nothing left to upload, waiting `linger` seconds for a mount.
-WorkerState = Literal["starting", "mounted", "draining", "idle"]
-STATES: tuple[WorkerState, ...] = get_args(WorkerState)
+# The states a worker reports are `domain.worker_lifecycle.STATES`.
 
 # AF_UNIX paths are limited to 108 bytes including the NUL.
 _MAX_SOCKET_PATH = 107
@@ -48,14 +48,10 @@ class WorkerJob:
     log_level: str = "INFO"
     log_file: str | None = None
     config_path: str | None = None  # the path, not the contents: a job carries no secrets
-    # No mount: only upload what the volume's cache holds dirty, then exit.
-    drain_only: bool = False
+    mode: JobMode = JobMode.MOUNT
     # Seconds an unmounted worker with nothing left to upload waits for the next
     # Mount (Docker mounts twice per `docker run`); 0: it exits at once.
     linger: float = 0.0
-    # Start unmounted: connect and wait `linger` seconds for the Mount, so that
-    # the volume's first Mount costs no more than its next ones.
-    standby: bool = False
 
     def to_json(self) -> str:
         return json.dumps(
@@ -69,9 +65,8 @@ class WorkerJob:
                 "log_level": self.log_level,
                 "log_file": self.log_file,
                 "config_path": self.config_path,
-                "drain_only": self.drain_only,
+                "mode": self.mode.value,
                 "linger": self.linger,
-                "standby": self.standby,
             }
         )
 
@@ -95,9 +90,11 @@ class WorkerJob:
             v is None or isinstance(v, str) for v in (log_file, config_path)
         ):
             raise ProtocolError("mount job: 'log_level'/'log_file'/'config_path' must be strings")
-        drain_only, standby = raw.get("drain_only", False), raw.get("standby", False)
-        if not isinstance(drain_only, bool) or not isinstance(standby, bool):
-            raise ProtocolError("mount job: 'drain_only' and 'standby' must be booleans")
+        try:
+            mode = JobMode(raw.get("mode", JobMode.MOUNT.value))
+        except (ValueError, TypeError):
+            modes = ", ".join(m.value for m in JobMode)
+            raise ProtocolError(f"mount job: 'mode' must be one of {modes}") from None
         linger = raw.get("linger", 0.0)
         if isinstance(linger, bool) or not isinstance(linger, int | float) or linger < 0:
             raise ProtocolError("mount job: 'linger' must be a number of seconds, 0 or more")
@@ -111,9 +108,8 @@ class WorkerJob:
             log_level=log_level,
             log_file=log_file or None,
             config_path=config_path or None,
-            drain_only=drain_only,
+            mode=mode,
             linger=float(linger),
-            standby=standby,
         )
 
 

@@ -1,12 +1,14 @@
-"""One volume's FUSE process: builds the storage and VFS from the job's raw options,
-serves the mount, and answers the daemon on its control socket.
+"""One volume's FUSE process: serves the mount of the VFS it is given (the
+`WorkerContainer` builds the storage, cache and VFS from the job), and answers
+the daemon on its control socket. What each event means is decided by the pure
+`domain.worker_lifecycle.WorkerLifecycle`; this runs it.
 
 Never strand data: once the mount has gone (the daemon's `unmount`, SIGTERM, or
 anyone's `fusermount3 -u`), the worker uploads every pending file before it
 exits, holding the volume's lock until then, so no second worker can start on
 the same cache meanwhile. A second SIGTERM stops the uploads (they stay recorded
-on disk, and the next worker of the volume resumes them). A `drain_only` job
-serves no mount at all: it uploads what a killed worker left, then exits.
+on disk, and the next worker of the volume resumes them). A drain job serves no
+mount at all: it uploads what a killed worker left, then exits.
 
 The process main (argument parsing, logging, readiness fd) is
 `entrypoints.mount_worker`; this module is the part worth testing and reusing."""
@@ -15,27 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import os
-import shutil
 import signal
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Protocol
 
 import anyio
 from anyio.abc import SocketListener, SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 from loguru import logger
 
-from adapters.cache import DiskCacheStore, cache_root
-from adapters.config import load_rclone_config
-from adapters.fuse import run_fuse
+from adapters.mounting.mountpoint import check_mountpoint
 from adapters.mounting.protocol import (
     MAX_LINE,
     ProtocolError,
     WorkerJob,
-    WorkerState,
     encode_ready,
     error_reply,
     ok_reply,
@@ -49,17 +47,36 @@ from adapters.mounting.system import (
     try_lock,
     write_lock_owner,
 )
-from adapters.storage.factory import DefaultStorageFactory
+from adapters.mounting.volume_cache import remove_volume_cache
+from application.ports import RemoteStorage
 from application.vfs import Vfs
 from domain.errors import MountFailed
-from domain.volume import MountOptions
-from domain.volume_options import parse_volume_options
+from domain.volume import MountOptions, VolumeSpec
+from domain.worker_lifecycle import (
+    JobMode,
+    UnmountAction,
+    WorkerLifecycle,
+    WorkerState,
+    same_job_apart_from_mode,
+)
 
-# Backends whose modification times cost an extra request per file: a fast
-# fingerprint leaves them out.
-_SLOW_MODTIME = frozenset({"s3", "swift", "ftp", "qingstor"})
 # Longest a control request may hold up the worker's exit (a lazy unmount is quick).
 _ANSWER_WITHIN = 10.0
+
+
+class MountFrontend(Protocol):
+    """Serves `vfs` at `mountpoint` until the mount goes away or the task is
+    cancelled (`adapters.fuse.run_fuse`); calls `on_ready` once it is live."""
+
+    async def __call__(
+        self,
+        vfs: Vfs,
+        mountpoint: str,
+        fsname: str,
+        options: MountOptions,
+        on_ready: Callable[[], None],
+        /,
+    ) -> None: ...
 
 
 class MountWorker:
@@ -73,21 +90,31 @@ class MountWorker:
     `ready`, or nothing (the caller then reports the exception `run` raises).
     Later mounts are asked for, and answered, on the control socket."""
 
-    def __init__(self, job: WorkerJob, report: Callable[[bytes], None]) -> None:
+    def __init__(
+        self,
+        job: WorkerJob,
+        spec: VolumeSpec,
+        storage: RemoteStorage,
+        vfs: Vfs,
+        frontend: MountFrontend,
+        report: Callable[[bytes], None],
+        *,
+        config_stamp: ConfigStamp,
+    ) -> None:
+        """`config_stamp`: the config file as it was when `spec` was parsed from it."""
         self.job = job
-        self.state: WorkerState = "starting"
+        self.lifecycle = WorkerLifecycle(job.mode)
+        self._spec = spec
+        self._storage = storage
+        self._vfs = vfs
+        self._vfs_started = False
+        self._frontend = frontend
         self._report = report
-        self._vfs: Vfs | None = None
         self._start_scope: anyio.CancelScope | None = None
         self._drain_scope: anyio.CancelScope | None = None
-        self._stop_drain = False
-        self._stopped_early = False
-        self._retiring = False  # no more mounts: exit once the uploads are done
-        self._volume_removed = False  # retired by `docker volume rm`: the cache goes too
         self._wake = asyncio.Event()  # a mount was asked for, or the worker retires
-        self._mount_wanted = False
         self._mount_answer: asyncio.Future[None] | None = None
-        self._config_stamp = _stamp(job.config_path)
+        self._config_stamp = config_stamp
 
     async def run(self) -> None:
         paths = worker_paths(self.job.cache_dir, self.job.name)
@@ -105,72 +132,61 @@ class MountWorker:
             # Closing the fd releases the lock; the file stays (removing it would race).
             os.close(lock_fd)
 
+    @property
+    def state(self) -> WorkerState:
+        return self.lifecycle.state
+
     async def _run_locked(self) -> None:
-        # The worker re-reads the config file: a restarted worker sees its current remotes.
-        config = load_rclone_config(self.job.config_path) if self.job.config_path else None
-        spec = parse_volume_options(self.job.options, self.job.defaults, config).spec
-        if not (self.job.drain_only or self.job.standby):
+        spec, vfs, life = self._spec, self._vfs, self.lifecycle
+        if life.mode is JobMode.MOUNT:
             self._check_mountpoint(spec.mount)
-        storage = DefaultStorageFactory().create(spec.backend)
-        vfs: Vfs | None = None
         try:
-            await storage.check()
-            vfs = self._vfs = Vfs(
-                storage,
-                spec.vfs,
-                cache_store=DiskCacheStore(cache_root(self.job.cache_dir, self.job.name)),
-                slow_modtime=spec.backend.type in _SLOW_MODTIME,
-            )
+            await self._storage.check()
             await vfs.start()
+            self._vfs_started = True
             fsname = f"{spec.backend.type}:{spec.backend.root}"
             async with anyio.create_task_group() as tg:
                 listener = await self._listen()
                 tg.start_soon(self._serve_control, listener)
                 tg.start_soon(self._watch_signals)
-                if self.job.drain_only:
-                    self._retiring = True  # nothing to serve: done once uploaded
-                    self.state = "draining"
-                    self._report(encode_ready())
-                elif self.job.standby:
-                    self.state = "draining"  # what a killed worker left, then idle
-                    self._report(encode_ready())
-                else:
-                    await self._serve(vfs, fsname, spec.mount, first=True)
-                    if self.state == "starting":
+                life.connected()
+                if life.mode is JobMode.MOUNT:
+                    await self._serve(fsname, spec.mount, first=True)
+                    if life.never_ready():
                         raise MountFailed(
                             "stopped before the mount was ready"
-                            if self._stopped_early
+                            if life.stopped_early
                             else "the FUSE session ended before the mount was ready"
                         )
-                while await self._next_mount(vfs):
-                    await self._serve(vfs, fsname, spec.mount, first=False)
+                else:
+                    self._report(encode_ready())
+                while await self._next_mount():
+                    await self._serve(fsname, spec.mount, first=False)
                 tg.cancel_scope.cancel()
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.job.control_socket)
             with anyio.CancelScope(shield=True):
-                if vfs is not None:
+                if self._vfs_started:
                     await vfs.stop()
-                await storage.aclose()
-        if self._volume_removed and vfs is not None and vfs.pending_uploads() == 0:
-            # Still holding the lock: no new worker can be using this cache.
-            root = cache_root(self.job.cache_dir, self.job.name)
-            await anyio.to_thread.run_sync(functools.partial(shutil.rmtree, root, True))
-            logger.info("the volume was removed: its cache is gone too")
+                await self._storage.aclose()
+        # Still holding the lock: no new worker can be using this cache.
+        if life.volume_removed and self._vfs_started:
+            if await remove_volume_cache(self.job.cache_dir, self.job.name):
+                logger.info("the volume was removed: its cache is gone too")
         logger.info("mount worker done")
 
-    async def _serve(self, vfs: Vfs, fsname: str, options: MountOptions, *, first: bool) -> None:
-        """One mount, until it goes; run_fuse returns once the kernel let go of it
-        and the VFS released its handles. The first mount's failure is the
+    async def _serve(self, fsname: str, options: MountOptions, *, first: bool) -> None:
+        """One mount, until it goes; the frontend returns once the kernel let go of
+        it and the VFS released its handles. The first mount's failure is the
         worker's (raised); a later one's goes to the control request that asked."""
-        self.state = "starting"
-        self._stopped_early = False
+        self.lifecycle.mount_starting()
         try:
             with anyio.CancelScope() as self._start_scope:
                 if not first:
                     self._check_mountpoint(options)
-                await run_fuse(
-                    vfs,
+                await self._frontend(
+                    self._vfs,
                     self.job.mountpoint,
                     fsname,
                     options,
@@ -183,49 +199,52 @@ class MountWorker:
             self._answer_mount(e)
         finally:
             self._start_scope = None
-        if self.state == "starting" and not first:
+        if self.lifecycle.never_ready() and not first:
             self._answer_mount(MountFailed("stopped before the mount was ready"))
 
-    async def _next_mount(self, vfs: Vfs) -> bool:
+    async def _next_mount(self) -> bool:
         """After an unmount: upload what is pending (a mount asked for meanwhile is
         served at once, the uploads go on under it), then wait `linger` seconds for
         a mount. Returns whether to mount again."""
-        self.state = "draining"
-        if not self._mount_wanted:
+        life = self.lifecycle
+        life.unmounted()
+        if not life.mount_wanted:
             async with anyio.create_task_group() as tg:
 
                 async def drain() -> None:
-                    await self._drain(vfs)
+                    await self._drain()
                     tg.cancel_scope.cancel()
 
                 tg.start_soon(drain)
-                while not self._mount_wanted:
+                while not life.mount_wanted:
                     self._wake.clear()
                     await self._wake.wait()
                 tg.cancel_scope.cancel()
-        if not self._mount_wanted and not self._retiring and self.job.linger > 0:
-            self.state = "idle"
+        if life.lingers(self.job.linger):
             with anyio.move_on_after(self.job.linger):
-                while not (self._mount_wanted or self._retiring):
+                while not (life.mount_wanted or life.retiring):
                     self._wake.clear()
                     await self._wake.wait()
-        if self._mount_wanted and not self._retiring:
-            self._mount_wanted = False
+        if life.mounts_again():
             return True
         self._answer_mount(MountFailed("the worker is exiting"))
         return False
 
-    async def _drain(self, vfs: Vfs) -> None:
+    async def _drain(self) -> None:
+        life, vfs = self.lifecycle, self._vfs
         pending = vfs.pending_uploads()
         if pending:
             logger.info("uploading {} pending file(s)", pending)
-        with anyio.CancelScope() as self._drain_scope:
-            if self._stop_drain:
-                self._drain_scope.cancel()
-            await vfs.drain()
-        self._drain_scope = None
-        if self._stop_drain:
-            self._retiring = True
+        life.uploads_started()
+        try:
+            with anyio.CancelScope() as self._drain_scope:
+                if life.uploads_stopped:
+                    self._drain_scope.cancel()
+                await vfs.drain()
+        finally:
+            self._drain_scope = None
+            life.uploads_ended()
+        if life.uploads_stopped:
             logger.warning(
                 "stopped with {} file(s) not uploaded; they stay in the cache and are "
                 "uploaded by the next worker of this volume",
@@ -233,23 +252,15 @@ class MountWorker:
             )
 
     def _check_mountpoint(self, options: MountOptions) -> None:
-        mp = self.job.mountpoint
-        if is_mounted(mp):  # first: stat of a stale mount would fail confusingly
-            raise MountFailed(f"directory {mp} is already mounted")
-        if not os.path.isdir(mp):
-            raise MountFailed(f"mountpoint {mp} does not exist or is not a directory")
-        if not options.allow_non_empty and os.listdir(mp):
-            raise MountFailed(
-                f"mountpoint {mp} is not empty, use allow-non-empty=true to mount anyway"
-            )
+        check_mountpoint(self.job.mountpoint, allow_non_empty=options.allow_non_empty)
 
     def _on_first_ready(self) -> None:
-        self.state = "mounted"
+        self.lifecycle.mount_ready()
         logger.info("mounted {} at {}", self.job.name, self.job.mountpoint)
         self._report(encode_ready())
 
     def _on_later_ready(self) -> None:
-        self.state = "mounted"
+        self.lifecycle.mount_ready()
         logger.info("mounted {} at {} again", self.job.name, self.job.mountpoint)
         self._answer_mount(None)
 
@@ -264,22 +275,16 @@ class MountWorker:
     async def unmount(self) -> None:
         """Take the mount away now (lazily, so a busy mount does not refuse); the
         uploads then go on, and the worker waits for the next mount."""
-        if self.state in ("draining", "idle"):
-            return
-        if self.state == "starting":
-            if self._start_scope is not None:
-                self._stopped_early = True
-                self._start_scope.cancel()
-            return
-        self.state = "draining"
-        if is_mounted(self.job.mountpoint):
+        action = self.lifecycle.unmount()
+        if action is UnmountAction.CANCEL_START and self._start_scope is not None:
+            self._start_scope.cancel()
+        elif action is UnmountAction.UNMOUNT and is_mounted(self.job.mountpoint):
             await lazy_unmount(self.job.mountpoint)
 
     async def retire(self, *, volume_removed: bool = False) -> None:
         """Unmount if mounted, and exit once the uploads are done (and, for a
         removed volume, remove its cache once nothing is left to upload)."""
-        self._retiring = True
-        self._volume_removed = self._volume_removed or volume_removed
+        self.lifecycle.retire(volume_removed=volume_removed)
         self._wake.set()
         await self.unmount()
 
@@ -291,24 +296,25 @@ class MountWorker:
             job = WorkerJob.from_json(json.dumps(raw_job))
         except (ProtocolError, TypeError, ValueError) as e:
             raise MountFailed(f"bad job: {e}") from None
-        if replace(job, standby=self.job.standby) != self.job:
+        if not same_job_apart_from_mode(self.job.mode, job.mode) or (
+            replace(job, mode=self.job.mode) != self.job
+        ):
             raise MountFailed("the job differs from this worker's: start a new worker")
-        if _stamp(job.config_path) != self._config_stamp:
+        if stamp_config_file(job.config_path) != self._config_stamp:
             raise MountFailed("the config file changed since this worker started")
-        if self._retiring:
+        if self.lifecycle.retiring:
             raise MountFailed("the worker is exiting")
         if self.state == "mounted" and is_mounted(self.job.mountpoint):
             return
-        if self.state not in ("draining", "idle") or self._mount_answer is not None:
-            raise MountFailed(f"the worker is {self.state}, try again")
+        refusal = self.lifecycle.refuse_mount(answer_pending=self._mount_answer is not None)
+        if refusal is not None:
+            raise MountFailed(refusal)
         answer = self._mount_answer = asyncio.get_running_loop().create_future()
-        self._mount_wanted = True
         self._wake.set()
         await answer
 
     def forget(self) -> None:
-        if self._vfs is not None:
-            self._vfs.forget_all()
+        self._vfs.forget_all()
 
     async def _listen(self) -> SocketListener:
         path = self.job.control_socket
@@ -367,7 +373,7 @@ class MountWorker:
             mountpoint=self.job.mountpoint,
             state=self.state,
             volume=self.job.name,
-            pending_uploads=self._vfs.pending_uploads() if self._vfs is not None else 0,
+            pending_uploads=self._vfs.pending_uploads() if self._vfs_started else 0,
         )
 
     async def _watch_signals(self) -> None:
@@ -378,9 +384,8 @@ class MountWorker:
                     self.forget()
                     continue
                 name = signal.Signals(signum).name
-                if self.state == "draining":
+                if self.lifecycle.stop_signal():
                     logger.info("{} while uploading: stopping the uploads", name)
-                    self._stop_drain = True
                     if self._drain_scope is not None:
                         self._drain_scope.cancel()
                     await self.retire()
@@ -392,7 +397,10 @@ class MountWorker:
                     logger.error("unmount on {} failed: {}", signal.Signals(signum).name, e)
 
 
-def _stamp(path: str | None) -> tuple[int, int] | None:
+ConfigStamp = tuple[int, int] | None
+
+
+def stamp_config_file(path: str | None) -> ConfigStamp:
     """What tells a changed config file: its size and modification time."""
     if not path:
         return None

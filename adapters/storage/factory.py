@@ -50,7 +50,7 @@ DEFAULT_BUILDERS: Mapping[str, StorageBuilder] = {
 
 
 def _fsspec_protocols() -> tuple[str, ...]:
-    from adapters.storage.fsspec_storage import fsspec_protocols
+    from adapters.storage.fsspec_protocols import fsspec_protocols
 
     return fsspec_protocols()
 

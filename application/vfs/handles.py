@@ -16,15 +16,40 @@ import asyncio
 import errno
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from loguru import logger
 
 from application.ports import RemoteStorage, RemoteWriter
-from application.vfs.cache import CacheItem, VfsCache
+from application.vfs.cache.item import CacheItem
+from application.vfs.cache.null import FileCache
 from application.vfs.nodes import Node
 from application.vfs.reader import MAX_PIECE, ReadAhead
 from domain.cache_policy import OpenPlan
+from domain.read_ahead import ReadAheadPolicy
 from domain.volume import UNLIMITED, CacheMode, VfsOptions
+
+
+class Handle(Protocol):
+    """An open file, as the VFS serves it whatever the kind."""
+
+    @property
+    def node(self) -> Node: ...
+
+    async def read(self, offset: int, size: int) -> bytes: ...
+
+    async def write(self, offset: int, data: bytes) -> int: ...
+
+    async def ftruncate(self, size: int) -> bool:
+        """Truncate the file through this handle, if the handle can; False:
+        the VFS truncates it by its path."""
+        ...
+
+    async def flush(self) -> None: ...
+
+    async def fsync(self) -> None: ...
+
+    async def release(self) -> None: ...
 
 
 class ReadHandle:
@@ -48,10 +73,13 @@ class ReadHandle:
     async def write(self, offset: int, data: bytes) -> int:
         raise OSError(errno.EBADF, "handle is open for reading only")
 
-    async def truncate(self, size: int) -> None:
-        raise OSError(errno.EBADF, "handle is open for reading only")
+    async def ftruncate(self, size: int) -> bool:
+        return False  # the file's writers, or its cache item, if any
 
     async def flush(self) -> None:
+        pass
+
+    async def fsync(self) -> None:
         pass
 
     async def release(self) -> None:
@@ -96,7 +124,7 @@ class WriteHandle:
         self._flushed_empty = False  # the remote holds this unwritten handle's empty file
         self._cond = asyncio.Condition()
         self.pending_mtime: float | None = None
-        node.writers += 1
+        node.add_writer(self)
 
     def _safe_to_truncate(self) -> bool:
         return self._truncated or not self.node.on_remote
@@ -156,6 +184,12 @@ class WriteHandle:
             self._cond.notify_all()
             return len(data)
 
+    async def ftruncate(self, size: int) -> bool:
+        if self._closed:
+            return False
+        await self.truncate(size)
+        return True
+
     async def truncate(self, size: int) -> None:
         async with self._cond:
             if size != self._offset:
@@ -186,14 +220,16 @@ class WriteHandle:
             finally:
                 self._writer = None  # the next write starts a new upload
 
+    async def fsync(self) -> None:
+        pass  # uncached uploads are committed at close; nothing to sync before
+
     async def release(self) -> None:
         async with self._cond:
             if self._closed:
                 return
             if self._flushed_empty and not self._write_called:
                 self._closed = True  # nothing written since the flush committed
-                self.node.writers -= 1
-                _settled(self.node)
+                self.node.remove_writer(self)
                 return
             await self._close()  # never flushed: commit now
 
@@ -207,22 +243,15 @@ class WriteHandle:
     async def _close(self) -> None:
         self._closed = True
         self._cond.notify_all()
-        node = self.node
-        node.writers -= 1
+        self.node.remove_writer(self)
         if self._writer is None and not self._safe_to_truncate():
-            _settled(node)  # never written: the remote file stays as it was
-            return
+            return  # never written: the remote file stays as it was
         await self._upload()
 
     async def _upload(self) -> None:
-        # Opens, lookups, renames and unlinks of the node wait while this is > 0.
-        node = self.node
-        node.committing += 1
-        try:
+        # Opens, lookups, renames and unlinks of the node wait for it.
+        with self.node.committing():
             await self._commit()
-        finally:
-            node.committing -= 1
-            _settled(node)
 
     async def _commit(self) -> None:
         node = self.node
@@ -262,12 +291,6 @@ class WriteHandle:
         return self._writer is not None
 
 
-def _settled(node: Node) -> None:
-    """Wake whoever waits for the node's uploads (they check the counters again)."""
-    if node.upload_settled is not None:
-        node.upload_settled.set()
-
-
 class CachedHandle:
     """A handle served from the item's cache file (modes minimal, writes, full).
 
@@ -279,7 +302,7 @@ class CachedHandle:
     def __init__(
         self,
         node: Node,
-        cache: VfsCache,
+        cache: FileCache,
         item: CacheItem,
         plan: OpenPlan,
         options: VfsOptions,
@@ -290,54 +313,44 @@ class CachedHandle:
         self._plan = plan
         buffer = options.buffer_size if options.buffer_size != UNLIMITED else 0
         extra = options.read_ahead if options.cache_mode is CacheMode.FULL else 0
-        self._ahead_max = max(buffer, 0) + max(extra, 0)
-        self._expected = 0
-        self._streak = 0
+        # Twice the sequential streak, only once a read has followed another.
+        self._read_ahead = ReadAheadPolicy(
+            max_ahead=max(buffer, 0) + max(extra, 0), streak_factor=2, proven_only=True
+        )
+        self._position = self._read_ahead.start()
         self._released = False
 
     async def read(self, offset: int, size: int) -> bytes:
         if not self._plan.read:
             raise OSError(errno.EBADF, "handle is not open for reading")
-        if offset == self._expected:
-            self._streak += size
-        else:
-            self._streak = 0  # a seek: read ahead again only once it proves sequential
-        self._expected = offset + size
-        # The window opens up with the sequential streak, so random reads do not
-        # pull megabytes they will never use.
-        ahead = min(self._ahead_max, 2 * self._streak) if self._streak > size else 0
-        return await self._cache.read(self.item, offset, size, ahead)
+        self._position = self._read_ahead.read(self._position, offset, size)
+        return await self.item.read(offset, size, self._read_ahead.ahead(self._position, size))
 
     async def write(self, offset: int, data: bytes) -> int:
         if not self._plan.write:
             raise OSError(errno.EBADF, "handle is not open for writing")
         if self._plan.append:
             offset = self.item.size
-        written = await self._cache.write(self.item, offset, data)
-        self._sync_node()
-        return written
+        return await self._cache.write(self.item, offset, data)
+
+    async def ftruncate(self, size: int) -> bool:
+        if self._released:
+            return False
+        await self.truncate(size)
+        return True
 
     async def truncate(self, size: int) -> None:
         await self._cache.truncate(self.item, size)
-        self._sync_node()
-
-    def _sync_node(self) -> None:
-        self.node.size = self.item.size
-        self.node.mtime = self.item.record.mtime
 
     async def flush(self) -> None:
         if not self._released:
-            await self._cache.flush(self.item)
+            await self.item.flush()
 
     async def fsync(self) -> None:
-        await self._cache.fsync(self.item)
+        await self.item.fsync()
 
     async def release(self) -> None:
         if self._released:
             return
         self._released = True
         await self._cache.release(self.item)
-
-    @property
-    def closed(self) -> bool:
-        return self._released

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 from domain.volume import VfsOptions
 
@@ -31,8 +34,50 @@ class NodeAttr:
     blocks: int
 
 
+# How long an operation waits for an uncached upload of its file to land.
+WAIT_FOR_UPLOAD = 5.0
+
+
+class LocalCopy(Protocol):
+    """A file's copy in the VFS cache, whose size and time win while it holds
+    changes the remote does not have."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def mtime(self) -> float: ...
+
+    @property
+    def holds_local_changes(self) -> bool: ...
+
+    @property
+    def removed(self) -> bool: ...
+
+
+class Writer(Protocol):
+    """An uncached upload of a file (`application.vfs.handles.WriteHandle`)."""
+
+    @property
+    def in_progress(self) -> bool: ...
+
+    @property
+    def upload_started(self) -> bool: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    pending_mtime: float | None
+
+    async def truncate(self, size: int) -> None: ...
+
+
 class Node:
-    """A file or directory. Directories carry their cached listing."""
+    """A file or directory. Directories carry their cached listing.
+
+    A file knows its uncached writers and the commits they have in progress,
+    and lets operations wait for those to land. Its size and time are its
+    cache copy's while that holds local changes."""
 
     def __init__(
         self, inode: int, path: str, is_dir: bool, size: int, mtime: float, parent: Node | None
@@ -41,24 +86,122 @@ class Node:
         self.parent = parent
         self.path = path
         self.is_dir = is_dir
-        self.size = size
-        self.mtime = mtime
+        self._size = size
+        self._mtime = mtime
+        self.local: LocalCopy | None = None
         # Directories: the cached listing by name, and the clock time it was read.
         self.children: dict[str, Node] | None = None
         self.listed_at: float | None = None
         self.list_lock = asyncio.Lock()
         # Files: False while a file created through the VFS is not yet on the remote.
         self.on_remote = True
-        self.writers = 0
+        self.unlinked = False
+        self._writers: list[Writer] = []
         # Uncached commits in progress (at a flush, or a release never flushed):
         # opens, lookups, renames and unlinks of the node wait for them.
-        self.committing = 0
-        self.unlinked = False
-        self.upload_settled: asyncio.Event | None = None  # set at each commit's end
+        self._committing = 0
+        self._settled: asyncio.Event | None = None  # set at each commit's end
 
     @property
     def name(self) -> str:
         return self.path.rpartition("/")[2]
+
+    # ----- size and time ------------------------------------------------------------
+
+    def _local_changes(self) -> LocalCopy | None:
+        local = self.local
+        if local is not None and not local.removed and local.holds_local_changes:
+            return local
+        return None
+
+    @property
+    def size(self) -> int:
+        local = self._local_changes()
+        return local.size if local is not None else self._size
+
+    @size.setter
+    def size(self, size: int) -> None:
+        self._size = size
+
+    @property
+    def mtime(self) -> float:
+        local = self._local_changes()
+        return local.mtime if local is not None else self._mtime
+
+    @mtime.setter
+    def mtime(self, mtime: float) -> None:
+        self._mtime = mtime
+
+    def follow(self, local: LocalCopy) -> None:
+        """Take size and time from `local` while it holds local changes; from
+        now on, what it last had is the node's own."""
+        self.local = local
+        self._size, self._mtime = local.size, local.mtime
+
+    def settle_local(self) -> None:
+        """The local copy's changes reached the remote: keep what it had."""
+        if self.local is not None:
+            self._size, self._mtime = self.local.size, self.local.mtime
+
+    # ----- uncached writers and their commits -------------------------------------
+
+    @property
+    def writers(self) -> int:
+        return len(self._writers)
+
+    def add_writer(self, writer: Writer) -> None:
+        self._writers.append(writer)
+
+    def remove_writer(self, writer: Writer) -> None:
+        self._writers.remove(writer)
+        self._wake()
+
+    def pending_writers(self) -> list[Writer]:
+        """Writers holding something the remote does not reflect yet."""
+        return [w for w in self._writers if w.in_progress]
+
+    def uploading(self) -> bool:
+        """An uncached upload is under way, to the name given at its first write."""
+        return any(w.upload_started and not w.closed for w in self._writers)
+
+    @contextmanager
+    def committing(self) -> Iterator[None]:
+        self._committing += 1
+        try:
+            yield
+        finally:
+            self._committing -= 1
+            self._wake()
+
+    async def commits_landed(self) -> bool:
+        """Wait for the commits in progress; False if some still run after
+        `WAIT_FOR_UPLOAD` seconds."""
+        return await self._wait_while(lambda: self._committing > 0)
+
+    async def uploads_landed(self) -> bool:
+        """Wait while the file is written or committed (uncached)."""
+        return await self._wait_while(lambda: bool(self._writers) or self._committing > 0)
+
+    def _wake(self) -> None:
+        """Wake the waiters (they check the counters again)."""
+        if self._settled is not None:
+            self._settled.set()
+
+    async def _wait_while(self, busy: Callable[[], bool]) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT_FOR_UPLOAD
+        while busy():
+            if self._settled is None or self._settled.is_set():
+                # One set by an earlier upload says nothing about the one in progress.
+                self._settled = asyncio.Event()
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._settled.wait(), left)
+            except TimeoutError:
+                return not busy()
+        return True
 
     def attr(self, options: VfsOptions) -> NodeAttr:
         # rclone's rule: the permission flags with the umask bits cleared.

@@ -6,6 +6,8 @@ far more than the transfer, so the remote is asked for large pieces instead
 being consumed the next ones are already in flight, up to `window` bytes ahead.
 The window only opens up as the reader proves to be sequential, so random reads
 do not pull megabytes they will never use.
+(What counts as sequential, and how pieces and window grow, is
+`domain.read_ahead`'s rule, shared with the cache and the S3 reader.)
 
 Pieces never cross the boundaries of `--vfs-read-chunk-size` chunks
 (`domain.chunks.ChunkSchedule`: doubling up to the limit, starting over at a
@@ -25,6 +27,7 @@ from loguru import logger
 
 from application.ports import RemoteReader
 from domain.chunks import ChunkSchedule
+from domain.read_ahead import Move, ReadAheadPolicy, ReadAheadState
 from domain.volume import UNLIMITED
 
 FIRST_PIECE = 512 * 1024
@@ -64,20 +67,23 @@ class ReadAhead:
         self._open_lock = asyncio.Lock()
         self._size_hint = size_hint
         self._eof: int | None = None  # exact end, once a short piece has shown it
-        self._window = max(window, max_piece)
-        self._first_piece = min(first_piece, max_piece)
-        self._max_piece = max_piece
+        # Pieces double from the first after a seek; the reader is kept the larger
+        # of the next piece and its streak ahead, within the window. A read into
+        # pieces in flight is no seek: the kernel's reads arrive out of order.
+        self._policy = ReadAheadPolicy(
+            first_request=min(first_piece, max_piece),
+            max_request=max_piece,
+            max_ahead=max(window, max_piece),
+        )
+        self._position = self._policy.start()
         self._no_seek = no_seek
         self._name = name
         self._pieces: list[_Piece] = []
-        self._next_size = self._first_piece
-        self._expected = 0  # where a sequential reader asks next
-        self._streak = 0  # bytes read in sequence since the last seek
         self._closed = False
         self._chunks = ChunkSchedule(chunk_size, chunk_limit)
         self._chunk_span = (0, 0)  # the chunk pieces are being cut from
         self._read_wait = read_wait
-        self._moved = asyncio.Condition()  # notified when _expected changes
+        self._moved = asyncio.Condition()  # notified when the expected offset changes
 
     async def _wait_in_sequence(self, offset: int) -> None:
         """Give the read the stream expects `read_wait` to arrive first."""
@@ -85,13 +91,15 @@ class ReadAhead:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._moved.wait_for(
-                        lambda: self._covering(offset) is not None or offset == self._expected
+                        lambda: (
+                            self._covering(offset) is not None or offset == self._position.expected
+                        )
                     ),
                     self._read_wait,
                 )
 
-    async def _advance(self, expected: int) -> None:
-        self._expected = expected
+    async def _advance(self, position: ReadAheadState) -> None:
+        self._position = position
         if self._read_wait > 0:
             async with self._moved:
                 self._moved.notify_all()
@@ -106,24 +114,25 @@ class ReadAhead:
         reader = await self._ensure_reader()
         if (
             self._covering(offset) is None
-            and offset > self._expected
+            and offset > self._position.expected
             and self._read_wait > 0
             and not self._no_seek
         ):
             await self._wait_in_sequence(offset)
-        if self._covering(offset) is None and offset != self._expected:
+        position = self._policy.read(
+            self._position, offset, size, in_flight=self._covering(offset) is not None
+        )
+        if position.move is Move.SEEK:
             if self._no_seek:
                 logger.error(
                     "{}: can't seek with --no-seek (asked for {}, at {})",
                     self._name,
                     offset,
-                    self._expected,
+                    self._position.expected,
                 )
                 raise OSError(errno.ESPIPE, "seek refused (no-seek)")
             self._seek(offset)
-        if offset == self._expected:
-            self._streak += size
-        await self._advance(offset + size)
+        await self._advance(position)
         self._drop_behind(offset)
         self._schedule(reader, offset)
         out = bytearray()
@@ -183,8 +192,6 @@ class ReadAhead:
         for piece in self._pieces:
             piece.task.cancel()
         self._pieces = []
-        self._next_size = self._first_piece
-        self._streak = 0
         self._chunks.restart(offset)
         self._chunk_span = (offset, offset)
 
@@ -211,14 +218,14 @@ class ReadAhead:
             self._add(reader, force_from)
         elif not self._pieces:
             self._add(reader, offset)
-        ahead = min(self._window, max(self._next_size, self._streak))
+        ahead = self._policy.ahead(self._position)
         target = min(offset + ahead, max(self._limit(), offset + 1))
         while self._pieces[-1].end < target:
             self._add(reader, self._pieces[-1].end)
 
     def _piece_size(self, start: int) -> int:
-        size = self._next_size
-        self._next_size = min(self._next_size * 2, self._max_piece)
+        size = self._position.request
+        self._position = self._policy.requested(self._position)
         if self._chunks.disabled:
             return size
         chunk_start, chunk_end = self._chunk_span

@@ -1,17 +1,14 @@
-"""Fakes for the daemon's ports: a state store in memory, a mount manager that
-records calls and can be held up or made to fail, and stand-ins for the option
-parser and name validator (small, strict, enough for the service's tests)."""
+"""Fakes for the daemon's ports: a state store in memory, and a mount manager that
+records calls and can be held up or made to fail."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import anyio
 
-from domain.errors import InvalidVolumeName, MountFailed, OptionError
-from domain.volume import BackendSpec, VfsOptions, Volume, VolumeSpec
+from domain.errors import MountFailed
+from domain.volume import Volume
 
 
 class FakeStateStore:
@@ -103,59 +100,6 @@ class FakeMountManager:
 
     async def forget_all(self) -> None:
         self.forget_calls += 1
-
-
-@dataclass(frozen=True)
-class FakeParsed:
-    spec: VolumeSpec
-    fs: str = ""
-    type: str = ""
-    path: str = ""
-
-
-_BACKEND_KEY = re.compile(r"(?P<type>[a-z]+)-(?P<opt>[a-z-]+)")
-
-
-def fake_parse_options(volume_opts: Mapping[str, str], /) -> FakeParsed:
-    """A stand-in for `domain.volume_options.parse_volume_options` with no daemon
-    defaults: `type` or `remote`/`fs` (`:type:path`), `path`, `read-only`, and
-    `<type>-<option>` backend options; anything else is refused."""
-    fs = volume_opts.get("remote") or volume_opts.get("fs") or ""
-    type_ = volume_opts.get("type", "")
-    if bool(fs) == bool(type_):
-        raise OptionError("exactly one of remote/fs and type is needed")
-    root = ""
-    if fs:
-        match = re.fullmatch(r":(\w+):(.*)", fs)
-        if match is None:
-            raise OptionError(f"cannot parse remote {fs!r}")
-        type_, root = match.group(1), match.group(2)
-    path = volume_opts.get("path", "")
-    root = path or root
-    backend: dict[str, str | int | float | bool] = {}
-    vfs = VfsOptions()
-    for key, value in volume_opts.items():
-        if key in ("remote", "fs", "type", "path"):
-            continue
-        if key == "read-only":
-            vfs = VfsOptions(read_only=value == "true")
-            continue
-        match = _BACKEND_KEY.fullmatch(key)
-        if match is None or match.group("type") != type_:
-            raise OptionError(f'unsupported backend option "{key}"')
-        backend[match.group("opt").replace("-", "_")] = value
-    spec = VolumeSpec(backend=BackendSpec(type=type_, root=root, options=backend), vfs=vfs)
-    return FakeParsed(spec=spec, fs=fs, type=volume_opts.get("type", ""), path=path)
-
-
-def fake_validate_name(name: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise InvalidVolumeName(f"invalid volume name {name!r}")
-    return name
-
-
-def accept_any_name(name: str) -> str:
-    return name
 
 
 def mount_failed(message: str = "worker exited: fuse: device not found") -> MountFailed:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.fixtures.cloudvol_daemon import CloudvolDaemon
+from tests.integration.fixtures.cloudvol_daemon import CloudvolDaemon, running_daemon
 from tests.integration.fixtures.docker_env import create, unique
 from tests.integration.fixtures.dockerd import Dockerd, dockerd
 from tests.integration.fixtures.sshd import SshdServer, sshd
@@ -46,17 +46,8 @@ def daemon_from_environment(
     }
     for variable, value in environment.items():
         monkeypatch.setenv(variable, value)  # the daemon and its workers inherit them
-    daemon = CloudvolDaemon(
-        driver=f"cloudvolenv{os.getpid()}",
-        base_dir=tmp_path / "volumes",
-        cache_dir=tmp_path / "cache",
-        log_file=tmp_path / "cloudvol.log",
-    )
-    daemon.start()
-    try:
+    with running_daemon(tmp_path, f"cloudvolenv{os.getpid()}") as daemon:
         yield daemon
-    finally:
-        daemon.cleanup()
 
 
 def test_remotes_and_defaults_come_from_the_environment(

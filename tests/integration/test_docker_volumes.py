@@ -217,7 +217,11 @@ def test_bad_volume_name_creates_nothing_outside_base_dir(
         check=False,
     )
     assert result.returncode != 0
+    # Refused by cloudvol itself: Docker passed the name on to the plugin.
+    assert "VolumeDriver.Create: invalid volume name '../escaped'" in result.stderr
+    assert 'hold no ".."' in result.stderr
     assert not escaped.exists()
+    assert "../escaped" not in docker.run("volume", "ls", "-q").stdout.split()
 
 
 def test_sighup_makes_mounted_volumes_reread_their_directories(

@@ -20,6 +20,7 @@ import anyio
 import pytest
 
 from adapters.storage import s3 as s3_module
+from adapters.storage import s3_reader
 from adapters.storage.factory import DefaultStorageFactory
 from adapters.storage.s3 import S3Storage
 from application.vfs.reader import ReadAhead
@@ -28,6 +29,7 @@ from domain.volume import BackendSpec
 from domain.volume_options import parse_volume_options
 from tests.integration.fixtures.moto_s3 import MotoServer, moto_s3_auth, moto_s3_session
 from tests.storage_contract import Backend, StorageContract, get, put
+from tests.timing import ManualTimers
 
 __all__ = ["moto_s3_auth", "moto_s3_session"]  # fixtures used by name
 
@@ -411,7 +413,7 @@ class Gets:
 
 def count_gets(storage: S3Storage, monkeypatch: pytest.MonkeyPatch) -> Gets:
     gets = Gets([], [])
-    real = storage._call
+    real = storage.client.call
 
     async def counted(method: str, **kwargs: Any) -> Any:
         if method != "get_object":
@@ -421,7 +423,7 @@ def count_gets(storage: S3Storage, monkeypatch: pytest.MonkeyPatch) -> Gets:
         gets.bodies.append(response["Body"])
         return response
 
-    monkeypatch.setattr(storage, "_call", counted)
+    monkeypatch.setattr(storage.client, "call", counted)
     return gets
 
 
@@ -497,7 +499,7 @@ async def test_windows_double(
     streamed: tuple[S3Storage, bytes, Gets], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     storage, data, gets = streamed
-    monkeypatch.setattr(s3_module, "_FIRST_WINDOW", MiB)
+    monkeypatch.setattr(s3_reader, "_FIRST_WINDOW", MiB)
     reader = await storage.open_reader("big.bin")
     try:
         got = [await reader.read(start, 512 * 1024) for start in range(0, 8 * MiB, 512 * 1024)]
@@ -524,17 +526,18 @@ async def test_closed_reader_refuses_reads(streamed: tuple[S3Storage, bytes, Get
 
 
 async def test_idle_and_surplus_bodies_are_closed(
-    streamed: tuple[S3Storage, bytes, Gets], monkeypatch: pytest.MonkeyPatch
+    streamed: tuple[S3Storage, bytes, Gets],
 ) -> None:
     storage, data, gets = streamed
-    monkeypatch.setattr(s3_module, "_IDLE_CLOSE", 0.2)
+    timers = ManualTimers()
+    storage.schedule_idle_close = timers
     reader = await storage.open_reader("big.bin")
     try:
         # Each behind the others: a stream each, and no more than four are kept.
         for start in range(16 * MiB, -1, -4 * MiB):
             assert await reader.read(start, 100) == data[start : start + 100]
         assert [b.raw_stream.closed for b in gets.bodies] == [True] + [False] * 4
-        await asyncio.sleep(0.5)  # idle: their connections go back to the pool
+        timers.expire()  # idle: their connections go back to the pool
         assert all(b.raw_stream.closed for b in gets.bodies)
         assert await reader.read(100, 100) == data[100:200]
         assert len(gets.ranges) == 6
@@ -569,14 +572,14 @@ async def test_a_body_failing_again_is_an_error(
 ) -> None:
     storage, _, gets = streamed
     reader = await storage.open_reader("big.bin")
-    real = storage._call
+    real = storage.client.call
 
     async def cut(method: str, **kwargs: Any) -> Any:
         response = await real(method, **kwargs)
         response["Body"].raw_stream.connection.transport.abort()
         return response
 
-    monkeypatch.setattr(storage, "_call", cut)  # every body is reset at once (still counted)
+    monkeypatch.setattr(storage.client, "call", cut)  # every body is reset at once (still counted)
     try:
         with pytest.raises(OSError) as info:
             await reader.read(0, 4 * MiB)

@@ -7,6 +7,7 @@ checks are in test_storage_local.py."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from domain.errors import OptionError, RemoteUnavailable
 from domain.volume import BackendSpec
 from tests.integration.fixtures import sshd as sshd_fixtures
 from tests.storage_contract import Backend, PathView, StorageContract, get, put
+from tests.timing import eventually
 
 sshd = sshd_fixtures.sshd
 SshdServer = sshd_fixtures.SshdServer
@@ -95,8 +97,20 @@ def write_file(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
+def login_dir() -> Path:
+    return Path(os.path.expanduser("~root"))  # root's login directory
+
+
 def login_dir_names() -> list[str]:
-    return os.listdir(os.path.expanduser("~root"))  # root's login directory
+    return os.listdir(login_dir())
+
+
+def read_login_file(name: str) -> bytes:
+    return (login_dir() / name).read_bytes()
+
+
+def remove_login_file(name: str) -> None:
+    (login_dir() / name).unlink(missing_ok=True)
 
 
 def accepted_logins(server: SshdServer) -> int:
@@ -187,24 +201,26 @@ async def test_reconnects_after_idle_close_and_after_a_drop(sshd: SshdServer) ->
     write_file(sshd.data_dir / "f", b"data")
     try:
         await storage.stat("f")
-        await anyio.sleep(0.6)
-        assert storage._conn is None  # closed for being idle
+        await eventually(lambda: storage.pool.connection is None)  # closed for being idle
         assert (await storage.stat("f")).size == 4
         assert accepted_logins(sshd) == 2
 
-        # An open reader keeps the connection: no idle close under it.
+        # An open reader keeps the connection: no idle close under it...
         reader = await storage.open_reader("f")
-        await anyio.sleep(0.6)
+        await anyio.sleep(0.6)  # three idle timeouts
         assert await reader.read(0, 4) == b"data"
         assert accepted_logins(sshd) == 2
 
         # The connection dies under the reader: it reopens the file and goes on.
-        assert storage._conn is not None
-        storage._conn.abort()
-        await anyio.sleep(0.1)
+        conn = storage.pool.connection
+        assert conn is not None
+        conn.abort()
+        await eventually(conn.is_closed)
         assert await reader.read(1, 2) == b"at"
         await reader.close()
         assert accepted_logins(sshd) == 3
+        # ...and once the reader is closed, the idle close does come.
+        await eventually(lambda: storage.pool.connection is None)
     finally:
         await storage.aclose()
 
@@ -238,7 +254,8 @@ async def test_request_size_is_the_servers_limit_unless_chunk_size_is_given(
     try:
         await put(storage, "big", data)
         assert await get(storage, "big") == data
-        limits = (await storage._metadata_channel()).limits
+        async with storage.pool.lease() as sftp:
+            limits = sftp.limits
     finally:
         await storage.aclose()
     want = {
@@ -253,11 +270,16 @@ async def test_request_size_is_the_servers_limit_unless_chunk_size_is_given(
 
 async def test_empty_root_is_the_login_directory(sshd: SshdServer) -> None:
     storage = SftpStorage(sftp_spec(sshd, root=""))
+    marker = f"cloudvol-login-dir-{uuid.uuid4().hex[:8]}"
     try:
         assert (await storage.stat("")).is_dir
+        await put(storage, marker, b"here")
+        assert read_login_file(marker) == b"here"
         names = {e.name for e in await storage.list_dir("")}
-        assert names <= set(login_dir_names())
+        assert marker in names
+        assert names == set(login_dir_names())
     finally:
+        remove_login_file(marker)
         await storage.aclose()
 
 

@@ -4,7 +4,7 @@ workers' promise never to strand data (drain at unmount, recovery after SIGKILL)
 
 Blocking file and process calls in the async tests are deliberate: the FUSE
 server is another process, so blocking here cannot deadlock it."""
-# ruff: noqa: ASYNC240, ASYNC251
+# ruff: noqa: ASYNC240
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio
 import pytest
 
 from adapters.mounting.manager import WorkerMountManager
@@ -87,14 +88,17 @@ def test_minimal_caches_read_write_opens_only(fuse_mount: MountFactory, tmp_path
     finally:
         assert errno_of(lambda: os.close(fd)) == errno.EPERM  # as in mode off
     assert (m.backing / "g").read_bytes() == b"keep"
-    assert not (tmp_path / "cache" / "data" / "g").exists()
+    assert not (tmp_path / "cache" / "vfs" / "vol" / "data" / "g").exists()
 
 
 def test_writes_edits_in_place_and_streams_reads(fuse_mount: MountFactory, tmp_path: Path) -> None:
-    m = cached(fuse_mount, tmp_path, "writes", "vfs-write-back=0.3")
+    # A write-back long enough that the "not yet" below holds on a loaded machine.
+    m = cached(fuse_mount, tmp_path, "writes", "vfs-write-back=3")
     (m.backing / "f").write_bytes(b"hello world")
     assert (m.mountpoint / "f").read_bytes() == b"hello world"
-    assert not (tmp_path / "cache" / "data" / "f").exists()  # a read-only open: streamed
+    assert not (
+        tmp_path / "cache" / "vfs" / "vol" / "data" / "f"
+    ).exists()  # a read-only open: streamed
     fd = os.open(m.mountpoint / "f", os.O_WRONLY)
     try:
         os.pwrite(fd, b"W", 6)  # any offset, no O_TRUNC
@@ -102,10 +106,10 @@ def test_writes_edits_in_place_and_streams_reads(fuse_mount: MountFactory, tmp_p
         os.close(fd)
     assert (m.mountpoint / "f").read_bytes() == b"hello World"
     assert (m.backing / "f").read_bytes() == b"hello world"  # not yet: write-back
-    assert wait_until(lambda: (m.backing / "f").read_bytes() == b"hello World")
+    assert wait_until(lambda: (m.backing / "f").read_bytes() == b"hello World", timeout=30)
     with open(m.mountpoint / "f", "ab") as f:
         f.write(b"!")
-    assert wait_until(lambda: (m.backing / "f").read_bytes() == b"hello World!")
+    assert wait_until(lambda: (m.backing / "f").read_bytes() == b"hello World!", timeout=30)
 
 
 def test_full_mode_partial_reads_leave_a_sparse_file(
@@ -119,8 +123,8 @@ def test_full_mode_partial_reads_leave_a_sparse_file(
         assert os.pread(fd, 4096, 16 * MiB) == content[16 * MiB : 16 * MiB + 4096]
     finally:
         os.close(fd)
-    data = tmp_path / "cache" / "data" / "big"
-    meta = tmp_path / "cache" / "meta" / "big"
+    data = tmp_path / "cache" / "vfs" / "vol" / "data" / "big"
+    meta = tmp_path / "cache" / "vfs" / "vol" / "meta" / "big"
     assert data.stat().st_size == 32 * MiB
     assert data.stat().st_blocks * 512 < 2 * MiB  # holes everywhere else
     record = json.loads(meta.read_bytes())
@@ -155,12 +159,13 @@ def test_read_only_refuses_writes(fuse_mount: MountFactory, tmp_path: Path) -> N
 def test_writes_mode_reaches_the_backing_dir_after_write_back(
     fuse_mount: MountFactory, tmp_path: Path
 ) -> None:
-    m = cached(fuse_mount, tmp_path, "writes", "vfs-write-back=1")
+    # A write-back long enough that the "not yet" below holds on a loaded machine.
+    m = cached(fuse_mount, tmp_path, "writes", "vfs-write-back=5")
     payload = os.urandom(3 * MiB)
     (m.mountpoint / "out.bin").write_bytes(payload)
     assert os.stat(m.mountpoint / "out.bin").st_size == len(payload)
     assert [p.name for p in m.backing.iterdir()] == []
-    assert wait_until(lambda: (m.backing / "out.bin").exists(), timeout=5)
+    assert wait_until(lambda: (m.backing / "out.bin").exists(), timeout=30)
     assert (m.backing / "out.bin").read_bytes() == payload
 
 
@@ -227,6 +232,24 @@ class Env:
 
     def holder(self) -> int | None:
         return lock_holder(worker_paths(str(self.cache), "vol").lock)
+
+    async def wait_for_status(self, state: str, *, pending_uploads: int) -> None:
+        """Poll the worker until it reports `state` with that many uploads pending."""
+        socket = worker_paths(str(self.cache), "vol").socket
+        end = time.monotonic() + 20
+        while True:
+            status = await call_worker(socket, "status")
+            if (status["state"], status["pending_uploads"]) == (state, pending_uploads):
+                return
+            assert time.monotonic() < end, f"the worker is still {status}"
+            await anyio.sleep(0.05)
+
+    def wait_for_log(self, text: str) -> None:
+        """Poll the worker's log until a line holds `text`."""
+        log = Path(worker_paths(str(self.cache), "vol").log)
+        assert wait_until(lambda: log.exists() and text in log.read_text(), timeout=20), (
+            f"no {text!r} in the worker's log"
+        )
 
     def block_uploads_to(self, directory: str) -> None:
         """Uploads into `directory` fail, and are retried, until `unblock_uploads_to`:
@@ -320,13 +343,15 @@ async def test_mount_while_uploading_is_served_by_the_same_worker(env: Env) -> N
     Path(volume.mountpoint, "sub", "f").write_bytes(payload)
     env.block_uploads_to("sub")
     await manager.unmount(volume)
-    time.sleep(0.3)
-    status = await call_worker(worker_paths(str(env.cache), "vol").socket, "status")
-    assert (status["state"], status["pending_uploads"]) == ("draining", 1)
+    await env.wait_for_status("draining", pending_uploads=1)
+    # The kernel sends the file's release on its own time, maybe after the unmount:
+    # the drain's upload has begun once it has failed once.
+    env.wait_for_log("sub/f: upload failed (attempt 1)")
 
-    started = time.monotonic()
-    await manager.mount(volume)  # no wait for the uploads: they go on under the mount
-    assert time.monotonic() - started < 1.0
+    # The upload can't finish while blocked, so a Mount that returns now did not
+    # wait for it: it goes on under the new mount.
+    await manager.mount(volume)
+    await env.wait_for_status("mounted", pending_uploads=1)
     assert manager.worker_pid("vol") == pid and env.holder() == pid
     env.unblock_uploads_to("sub")
     assert wait_until(lambda: (env.remote / "sub" / "f").exists(), timeout=20)
@@ -347,7 +372,7 @@ async def test_mount_waits_for_a_draining_worker_then_takes_over(env: Env) -> No
     # The first worker keeps draining (retrying) after the unmount.
     env.block_uploads_to("sub")
     await manager.unmount(volume)
-    time.sleep(0.5)
+    await env.wait_for_status("draining", pending_uploads=1)
     assert env.holder() == first
 
     # A daemon restarted with other flags: the worker refuses the job and is told

@@ -20,13 +20,8 @@ from entrypoints.serve_docker import (
     parse_tcp_addr,
     serve_docker,
 )
-from tests.fakes.daemon import (
-    FakeMountManager,
-    FakeStateStore,
-    fake_parse_options,
-    fake_validate_name,
-)
-from tests.fakes.storage import MemoryStorageFactory
+from tests.fakes.containers import DaemonFakes, use_daemon_fakes
+from tests.fakes.daemon import FakeMountManager, FakeStateStore
 
 
 def _settings(argv: list[str]) -> ServeSettings:
@@ -153,11 +148,7 @@ def anyio_backend() -> str:
 
 def _wired(settings: ServeSettings, store: FakeStateStore, mounts: FakeMountManager):  # type: ignore[no-untyped-def]
     container = make_container(settings)
-    container.state_store.override(store)
-    container.mount_manager.override(mounts)
-    container.storage_factory.override(MemoryStorageFactory())
-    container.option_parser.override(fake_parse_options)
-    container.name_validator.override(fake_validate_name)
+    use_daemon_fakes(container, DaemonFakes(store, mounts))
     return container
 
 
@@ -182,7 +173,7 @@ async def test_serve_on_unix_socket_restores_and_shuts_down(tmp_path: Path) -> N
     )
     record: dict[str, object] = {
         "name": "old", "mountpoint": str(tmp_path / "v" / "old"), "created": "2024-01-01T00:00:00Z",
-        "fs": "", "type": "sftp", "path": "/srv", "options": {}, "mounts": ["c0"],
+        "fs": "", "type": "sftp", "path": "/srv", "options": {"sftp-host": "h"}, "mounts": ["c0"],
     }  # fmt: skip
     store, mounts = FakeStateStore([record]), FakeMountManager()
     stop = anyio.Event()
@@ -196,7 +187,7 @@ async def test_serve_on_unix_socket_restores_and_shuts_down(tmp_path: Path) -> N
             assert response.headers["content-type"] == "application/vnd.docker.plugins.v1.1+json"
             assert [v["Name"] for v in response.json()["Volumes"]] == ["old"]
             assert stat.S_IMODE(os.stat(sock_path).st_mode) == 0o660
-            body = {"Name": "new", "Opts": {"type": "sftp"}}
+            body = {"Name": "new", "Opts": {"type": "sftp", "sftp-host": "h"}}
             assert (await _post(client, "VolumeDriver.Create", body)).json() == {}
             body = {"Name": "new", "ID": "c1"}
             assert (await _post(client, "VolumeDriver.Mount", body)).status_code == 200

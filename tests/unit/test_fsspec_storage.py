@@ -19,14 +19,12 @@ from fsspec import AbstractFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 
 from adapters.storage.factory import DefaultStorageFactory
-from adapters.storage.fsspec_storage import (
-    FsspecStorage,
-    build_fsspec_storage,
-    fsspec_options,
-    fsspec_protocols,
-)
+from adapters.storage.fsspec_protocols import fsspec_options, fsspec_protocols
+from adapters.storage.fsspec_storage import FsspecStorage, build_fsspec_storage
 from adapters.storage.local import LocalStorage
-from adapters.storage.s3 import S3Options, S3Storage
+from adapters.storage.s3 import S3Storage
+from adapters.storage.s3_client import s3fs_arguments
+from adapters.storage.s3_options import S3Options
 from adapters.storage.sftp import SftpStorage
 from domain.errors import OptionError, RemoteUnavailable
 from domain.volume import BackendSpec
@@ -368,7 +366,7 @@ def test_s3_options_map_to_s3fs_arguments() -> None:
         acl="private",
         storage_class="STANDARD_IA",
     )
-    args = o.s3fs_arguments()
+    args = s3fs_arguments(o)
     assert o.provider == "Minio"  # canonical spelling
     assert args["endpoint_url"] == "https://minio.example:9000"  # rclone adds https
     assert (args["key"], args["secret"], args["anon"]) == ("AK", "SK", False)
@@ -384,17 +382,17 @@ def test_s3_options_map_to_s3fs_arguments() -> None:
 def test_s3_provider_quirks_and_credentials_modes() -> None:
     aws = s3_options(provider="AWS")
     assert aws.addressing_style == "virtual" and aws.list_v2
-    assert aws.s3fs_arguments()["anon"] is True  # no keys, no env_auth: anonymous
-    assert aws.s3fs_arguments()["cache_regions"] is True  # find the bucket's region
+    assert s3fs_arguments(aws)["anon"] is True  # no keys, no env_auth: anonymous
+    assert s3fs_arguments(aws)["cache_regions"] is True  # find the bucket's region
     # AWS needs virtual-host style whatever force_path_style says, as in rclone.
     assert s3_options(provider="AWS", force_path_style="true").addressing_style == "virtual"
     other = s3_options(provider="Other", endpoint="http://h:1")
     assert other.addressing_style == "path" and not other.list_v2
-    assert other.s3fs_arguments()["client_kwargs"] == {"region_name": "us-east-1"}
+    assert s3fs_arguments(other)["client_kwargs"] == {"region_name": "us-east-1"}
     assert s3_options(provider="Other", list_version=2).list_v2
     assert s3_options(force_path_style="false").addressing_style == "virtual"
     env = s3_options(env_auth="true")
-    assert env.s3fs_arguments()["anon"] is False and env.s3fs_arguments()["key"] is None
+    assert s3fs_arguments(env)["anon"] is False and s3fs_arguments(env)["key"] is None
 
 
 def test_s3_options_are_checked() -> None:
@@ -428,7 +426,7 @@ def test_s3_errors_follow_the_port_conventions() -> None:
         # s3fs raises its own OSError with the botocore error as the cause.
         wrapped = OSError(message)
         wrapped.__cause__ = FakeClientError(code, message)
-        return storage._error(wrapped, "p")
+        return storage.objects.error(wrapped, "p")
 
     assert isinstance(mapped("NoSuchKey"), FileNotFoundError)
     assert isinstance(mapped("404"), FileNotFoundError)

@@ -12,14 +12,8 @@ from loguru import logger
 
 from adapters.http.app import PLUGIN_CONTENT_TYPE
 from adapters.http.redact import redact_options
-from entrypoints.container import Container
-from tests.fakes.daemon import (
-    FakeMountManager,
-    FakeStateStore,
-    fake_parse_options,
-    fake_validate_name,
-)
-from tests.fakes.storage import MemoryStorageFactory
+from entrypoints.daemon_container import DaemonContainer
+from tests.fakes.containers import use_daemon_fakes
 
 pytestmark = pytest.mark.anyio
 DOCKER_REQUEST_TYPE = "application/vnd.docker.plugins.v1.2+json"
@@ -31,19 +25,15 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def container(tmp_path: Path) -> Container:
-    container = Container()
+def container(tmp_path: Path) -> DaemonContainer:
+    container = DaemonContainer()
     container.config.from_dict({"base_dir": str(tmp_path / "v"), "cache_dir": str(tmp_path)})
-    container.state_store.override(FakeStateStore())
-    container.mount_manager.override(FakeMountManager())
-    container.storage_factory.override(MemoryStorageFactory())
-    container.option_parser.override(fake_parse_options)
-    container.name_validator.override(fake_validate_name)
+    use_daemon_fakes(container)
     return container
 
 
 @pytest.fixture
-async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+async def client(container: DaemonContainer) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=container.app())
     async with httpx.AsyncClient(transport=transport, base_url="http://plugin") as client:
         yield client
@@ -126,7 +116,10 @@ async def test_volume_lifecycle(client: httpx.AsyncClient, tmp_path: Path) -> No
 async def test_null_opts_reach_the_parser_as_empty(client: httpx.AsyncClient) -> None:
     assert await call(client, "VolumeDriver.Create", {"Name": "data", "Opts": None}) == (
         500,
-        {"Err": "exactly one of remote/fs and type is needed"},
+        {
+            "Err": 'give "remote" (or "fs"), e.g. -o remote=:sftp,host=example.org:/srv, '
+            'or "type", e.g. -o type=sftp -o sftp-host=example.org'
+        },
     )
 
 
@@ -160,7 +153,7 @@ class _Exploding:
 
 
 async def test_unexpected_exception_is_typed_and_logged(
-    container: Container, client: httpx.AsyncClient, log_lines: list[str]
+    container: DaemonContainer, client: httpx.AsyncClient, log_lines: list[str]
 ) -> None:
     with container.volume_service.override(_Exploding()):
         status, body = await call(client, "VolumeDriver.List")

@@ -7,11 +7,17 @@ import pytest
 from adapters.storage.obscure import obscure, reveal
 from domain.errors import OptionError
 
-# Made with Debian's rclone 1.60.1: `rclone obscure secret`, `rclone obscure 'pässwörd 1'`.
+# Made with Debian's rclone 1.60.1, `rclone obscure -- <plain>`. The empty one
+# only proves the format (a 16-byte IV, unpadded URL-safe base64): it decodes to
+# "" under any key. The others prove the key and the cipher; the 40-byte one runs
+# the stream over more than two AES blocks, the last has base64's own characters.
 RCLONE_VECTORS = {
     "hVugm__kJZKkzO1lHnBSKRVfrWhhAQ": "secret",
     "C3q6r1BT3W4Ap7tX8lk1J0mmwUaBRJ8ZajWc4g": "pässwörd 1",
     "i7EFb7UR84XofZkDB8RY4A": "",
+    "r6LFW7b8naN3Z-K5ZXCPxr_iREd4umzj9k4Bksm8pNf2kbPVmWWzG09SzYRrF03TMW0N6vOo38o": "a" * 40,
+    "J32JuazKFCix_0SoSNHYA7fSK90Mr1w": "€🔑",
+    "E7S5JJ_I6z7QpPBOlXxzpd5ZvFig4mGcMXk": "=+/ -x:,'\"",
 }
 
 
@@ -44,9 +50,25 @@ def test_error_does_not_echo_the_value() -> None:
     assert "my-plain-password" not in str(excinfo.value)
 
 
-def test_rclone_reveals_what_we_obscured() -> None:
-    for plain in ("secret", "pässwörd 1"):
-        out = subprocess.run(
-            ["rclone", "reveal", obscure(plain)], capture_output=True, text=True, check=True
-        )
-        assert out.stdout.rstrip("\n") == plain
+def _rclone(*args: str) -> str:
+    # "--": an obscured value starts with "-" once in 64 (random IV), and a
+    # plain text may too; neither is a flag.
+    out = subprocess.run(["rclone", *args], capture_output=True, text=True, check=True)
+    return out.stdout.rstrip("\n")
+
+
+LIVE_PLAINS = ["secret", "pässwörd 1", "a" * 40, "-dash", "€🔑"]
+
+
+@pytest.mark.parametrize("plain", LIVE_PLAINS)
+def test_rclone_reveals_what_we_obscured(plain: str) -> None:
+    # Several random IVs per text: the obscured form varies with each.
+    for _ in range(4):
+        assert _rclone("reveal", "--", obscure(plain)) == plain
+
+
+@pytest.mark.parametrize("plain", LIVE_PLAINS)
+def test_we_reveal_what_the_installed_rclone_obscures(plain: str) -> None:
+    hidden = _rclone("obscure", "--", plain)
+    assert hidden != plain
+    assert reveal(hidden) == plain

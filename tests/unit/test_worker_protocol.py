@@ -55,10 +55,9 @@ def test_job_has_the_documented_keys() -> None:
         "control_socket",
         "log_level",
         "log_file",
-        "drain_only",
+        "mode",
         "config_path",
         "linger",
-        "standby",
     }
 
 
@@ -79,7 +78,8 @@ def test_job_log_fields_are_optional() -> None:
         ({"log_file": 7}, "log_file"),
         ({"linger": -1}, "'linger'"),
         ({"linger": "5s"}, "'linger'"),
-        ({"standby": "yes"}, "'standby'"),
+        ({"mode": "yes"}, "'mode'"),
+        ({"mode": ["mount"]}, "'mode'"),
     ],
 )
 def test_bad_jobs_are_refused_with_the_field(change: dict[str, object], message: str) -> None:

@@ -114,11 +114,11 @@ async def test_mode_minimal_caches_only_read_write_opens(env: Env) -> None:
     vfs = await env.vfs(opts(CacheMode.MINIMAL))
     ino = await inode(vfs, "f")
     fh = await vfs.open(ino, RO)  # streamed
-    assert not vfs.cache or not vfs.cache.has("f")
+    assert not vfs.cache.has("f")
     assert await vfs.read(fh, 0, 4) == b"0123"
     await vfs.release(fh)
     fh = await vfs.open(ino, RW)  # cached: read, seek and write anywhere
-    assert vfs.cache is not None and vfs.cache.has("f")
+    assert vfs.cache.has("f")
     assert await vfs.write(fh, 2, b"ab") == 2
     assert await vfs.read(fh, 0, 10) == b"01ab456789"
     await vfs.release(fh)
@@ -138,7 +138,7 @@ async def test_mode_writes_streams_reads_and_caches_writes(env: Env) -> None:
     fh = await vfs.open(ino, RO)
     assert await vfs.read(fh, 0, 6) == b"remote"
     await vfs.release(fh)
-    assert vfs.cache is not None and not vfs.cache.has("f")
+    assert not vfs.cache.has("f")
     fh = await vfs.open(ino, WO)  # no O_TRUNC: the existing data is kept
     await vfs.write(fh, 0, b"R")
     assert await errno_of(vfs.read(fh, 0, 1)) == errno.EBADF
@@ -196,16 +196,17 @@ async def test_dirty_file_is_listed_with_local_size_and_uploaded_after_write_bac
 async def test_write_back_zero_uploads_at_close(env: Env) -> None:
     vfs = await env.vfs(opts(write_back=0.0))
     await write_new(vfs, "f", b"now")
-    await eventually(lambda: "f" in env.tree.files, within=1.0)
+    # opts() defaults to a 30 s write-back: landing well within that is "at close".
+    await eventually(lambda: "f" in env.tree.files)
 
 
 async def test_write_back_waits_for_the_last_close(env: Env) -> None:
-    vfs = await env.vfs(opts(write_back=0.1))
+    vfs = await env.vfs(opts(write_back=0.02))
     await write_new(vfs, "f", b"v1")
     fh = await vfs.open(await inode(vfs, "f"), RO)  # still in use: no upload yet
-    await asyncio.sleep(0.3)
-    assert "f" not in env.tree.files
-    await vfs.release(fh)
+    await asyncio.sleep(0.5)  # 25 times the write-back delay
+    assert "f" not in env.tree.files and vfs.pending_uploads() == 1
+    await vfs.release(fh)  # allowed now: it does upload
     await eventually(lambda: "f" in env.tree.files)
 
 
@@ -378,8 +379,9 @@ async def test_rename_of_a_directory_moves_its_pending_uploads(env: Env) -> None
 async def test_unlink_of_a_dirty_file_cancels_its_upload(env: Env) -> None:
     vfs = await env.vfs(opts(write_back=0.1))
     await write_new(vfs, "tmp", b"scratch")
+    await write_new(vfs, "kept", b"kept")  # due after tmp's upload would have been
     await vfs.unlink(ROOT_INODE, "tmp")
-    await asyncio.sleep(0.3)
+    await eventually(lambda: "kept" in env.tree.files)
     assert "tmp" not in env.tree.files
     assert vfs.pending_uploads() == 0
     assert await errno_of(vfs.lookup(ROOT_INODE, "tmp")) == errno.ENOENT
@@ -395,8 +397,9 @@ async def test_unlink_while_uploading_leaves_nothing(tmp_path: Path) -> None:
         await eventually(lambda: storage.active == 1)
         await vfs.unlink(ROOT_INODE, "f")
         storage.gate.set()
-        await asyncio.sleep(0.1)
-        assert "f" not in env.tree.files
+        await write_new(vfs, "g", b"after")  # uploads go through again...
+        await eventually(lambda: "g" in env.tree.files)
+        assert "f" not in env.tree.files  # ...but the unlinked file's never lands
     finally:
         await vfs.stop()
 
@@ -450,7 +453,6 @@ async def test_full_mode_downloads_only_what_is_read(env: Env) -> None:
     fh = await vfs.open(await inode(vfs, "big"), RO)
     assert await vfs.read(fh, 8 * MiB, 4096) == content[8 * MiB : 8 * MiB + 4096]
     await vfs.release(fh)
-    assert vfs.cache is not None
     item = vfs.cache.item("big")
     assert item is not None
     ranges = item.record.ranges.ranges()
@@ -478,10 +480,9 @@ async def test_read_ahead_on_disk_in_full_mode(env: Env) -> None:
         fh = await vfs.open(await inode(vfs, "big"), RO)
         for offset in range(0, upto, 128 * 1024):
             await vfs.read(fh, offset, 128 * 1024)
-        await asyncio.sleep(0.3)  # let the read-ahead land
-        assert vfs.cache is not None
         item = vfs.cache.item("big")
         assert item is not None
+        await eventually(lambda: item.inflight_bytes() == 0)  # the read-ahead landed
         await vfs.release(fh)
         return item.record
 
@@ -546,7 +547,7 @@ async def test_damaged_records_are_dropped(env: Env) -> None:
     await vfs.stop()
     (env.cache_dir / "meta" / "f").write_bytes(b'{"version": 1, "path": "f", "size": ')
     vfs = await env.vfs(opts(CacheMode.FULL))
-    assert vfs.cache is not None and not vfs.cache.has("f")
+    assert not vfs.cache.has("f")
     assert not (env.cache_dir / "data" / "f").exists()
     assert await read_all(vfs, "f") == b"remote"
 
@@ -570,7 +571,6 @@ async def test_eviction_by_age_and_size_spares_open_and_dirty_items(env: Env) ->
         opts(CacheMode.FULL, cache_max_age=100.0, cache_max_size=5 * MiB // 2, write_back=3600),
         wall_clock=clock,
     )
-    assert vfs.cache is not None
     for name in "abc":
         await read_all(vfs, name)
         clock.now += 10
@@ -592,8 +592,7 @@ async def test_cache_poll_interval_runs_the_cleaner(env: Env) -> None:
     env.tree.put("f", b"x" * 1000)
     vfs = await env.vfs(opts(CacheMode.FULL, cache_max_age=0.0, cache_poll_interval=0.05))
     await read_all(vfs, "f")
-    assert vfs.cache is not None
-    await eventually(lambda: not vfs.cache.has("f") if vfs.cache else False)
+    await eventually(lambda: not vfs.cache.has("f"))
 
 
 # ----- checksums ----------------------------------------------------------------------
@@ -602,14 +601,15 @@ async def test_cache_poll_interval_runs_the_cleaner(env: Env) -> None:
 class LossyStorage(MemoryStorage):
     """A remote that silently loses the last byte of every upload."""
 
+    commits = 0
+
     async def open_writer(self, path: str) -> LossyWriter:
-        return LossyWriter(await super().open_writer(path))
+        return LossyWriter(self, await super().open_writer(path))
 
 
 class LossyWriter:
-    def __init__(self, inner: object) -> None:
-        self._inner = inner
-        self._held = b""
+    def __init__(self, owner: LossyStorage, inner: object) -> None:
+        self._owner, self._inner = owner, inner
 
     async def write(self, data: bytes) -> None:
         await self._inner.write(data)  # type: ignore[attr-defined]
@@ -618,6 +618,7 @@ class LossyWriter:
         buf = self._inner._buf  # type: ignore[attr-defined]
         del buf[-1:]
         await self._inner.commit()  # type: ignore[attr-defined]
+        self._owner.commits += 1
 
     async def abort(self) -> None:
         await self._inner.abort()  # type: ignore[attr-defined]
@@ -625,16 +626,17 @@ class LossyWriter:
 
 @pytest.mark.parametrize("no_checksum", [False, True])
 async def test_uploads_are_checked_unless_no_checksum(tmp_path: Path, no_checksum: bool) -> None:
-    env = Env(tmp_path, LossyStorage())
+    storage = LossyStorage()
+    env = Env(tmp_path, storage)
     vfs = await env.vfs(opts(write_back=0.0, no_checksum=no_checksum))
     try:
         await write_new(vfs, "f", b"12345")
-        await eventually(lambda: "f" in env.tree.files)
-        await asyncio.sleep(0.2)
         if no_checksum:
-            assert vfs.pending_uploads() == 0  # believed
+            await eventually(lambda: vfs.pending_uploads() == 0)  # believed
+            assert storage.commits == 1
         else:
-            assert vfs.pending_uploads() == 1  # the short upload is retried
+            await eventually(lambda: storage.commits >= 2)  # the short upload is retried
+            assert vfs.pending_uploads() == 1
     finally:
         await vfs.stop()
 
@@ -713,7 +715,9 @@ async def test_a_seek_starts_the_chunk_schedule_over(env: Env) -> None:
     await vfs.release(fh)
 
 
-@pytest.mark.parametrize("read_wait", [0.0, 0.3])
+# A read-wait far longer than the test: the early read must be released by the
+# in-order one arriving, not by the wait running out.
+@pytest.mark.parametrize("read_wait", [0.0, 60.0])
 async def test_read_wait_holds_an_early_read_for_the_in_order_one(
     env: Env, read_wait: float
 ) -> None:
@@ -721,12 +725,15 @@ async def test_read_wait_holds_an_early_read_for_the_in_order_one(
     vfs = await env.vfs(opts(CacheMode.OFF, read_wait=read_wait))
     fh = await vfs.open(await inode(vfs, "f"), RO)
     piece = 128 * 1024
-
-    async def late_first_read() -> bytes:
-        await asyncio.sleep(0.05)
-        return await vfs.read(fh, 0, piece)
-
-    ahead, first = await asyncio.gather(vfs.read(fh, piece, piece), late_first_read())
+    early = asyncio.ensure_future(vfs.read(fh, piece, piece))
+    if read_wait:
+        for _ in range(50):  # the loop runs the early read as far as it goes
+            await asyncio.sleep(0)
+        assert not early.done() and not _requests(env.tree, "f")  # held...
+    else:
+        await early  # it seeked at once, before the in-order read came
+    first = await vfs.read(fh, 0, piece)  # ...until the in-order read comes
+    ahead = await asyncio.wait_for(early, 10.0)
     assert first + ahead == env.tree.get("f")[: 2 * piece]
     starts = [offset for offset, _ in _requests(env.tree, "f")]
     if read_wait:

@@ -13,20 +13,17 @@ from domain.options import (
     normalise_key,
 )
 from domain.volume import CacheMode, MountOptions, VfsOptions
+from tests.rclone_doc import mentions_flag, serve_docker_flags
 
-# The mount and VFS options of `rclone serve docker --help`, plus two globals.
-RCLONE_OPTIONS = {
-    "allow-non-empty", "allow-other", "allow-root", "async-read", "attr-timeout", "daemon",
-    "daemon-timeout", "daemon-wait", "debug-fuse", "default-permissions", "devname",
-    "dir-cache-time", "dir-perms", "file-perms", "fuse-flag", "gid", "max-read-ahead",
-    "mount-case-insensitive", "network-mode", "no-checksum", "no-modtime", "no-seek",
-    "noappledouble", "noapplexattr", "option", "poll-interval", "read-only", "uid", "umask",
-    "vfs-cache-max-age", "vfs-cache-max-size", "vfs-cache-mode", "vfs-cache-poll-interval",
-    "vfs-case-insensitive", "vfs-disk-space-total-size", "vfs-fast-fingerprint",
-    "vfs-read-ahead", "vfs-read-chunk-size", "vfs-read-chunk-size-limit", "vfs-read-wait",
-    "vfs-used-is-size", "vfs-write-back", "vfs-write-wait", "volname", "write-back-cache",
-    "buffer-size", "transfers",
-}  # fmt: skip
+DAEMON_ONLY = {"base-dir", "socket-addr", "socket-gid", "no-spec", "forget-state", "cache-dir"}
+
+# Global rclone flags that cloudvol takes per volume (each volume has its own process).
+PER_VOLUME_GLOBALS = {"buffer-size", "transfers"}
+
+PAGE_FLAGS = serve_docker_flags()
+
+# The mount and VFS options of rclone's `serve docker` page, plus the globals.
+RCLONE_OPTIONS = (set(PAGE_FLAGS) - DAEMON_ONLY - {"help"}) | PER_VOLUME_GLOBALS
 
 SUPPORTED_NOW = {
     "allow-non-empty", "allow-other", "allow-root", "async-read", "attr-timeout", "debug-fuse",
@@ -39,9 +36,13 @@ SUPPORTED_NOW = {
     "vfs-write-back", "transfers",
 }  # fmt: skip
 
-DAEMON_ONLY = {"base-dir", "socket-addr", "socket-gid", "no-spec", "forget-state", "cache-dir"}
-
 PROCESS_DEPENDENT = {"uid", "gid", "umask"}
+
+
+def test_the_flags_kept_apart_are_rclone_flags() -> None:
+    # The daemon's own flags are in the page's list, the globals in its text.
+    assert DAEMON_ONLY - {"cache-dir"} <= set(PAGE_FLAGS)
+    assert all(mentions_flag(name) for name in PER_VOLUME_GLOBALS | {"cache-dir"})
 
 
 def test_every_rclone_option_is_declared_once() -> None:
@@ -49,6 +50,17 @@ def test_every_rclone_option_is_declared_once() -> None:
     assert len(names) == len(set(names))
     assert set(names) == RCLONE_OPTIONS
     assert not DAEMON_ONLY & set(names)
+
+
+def test_defaults_are_written_as_rclone_documents_them() -> None:
+    for decl in OPTIONS:
+        if decl.name in PROCESS_DEPENDENT | PER_VOLUME_GLOBALS:
+            continue
+        documented = PAGE_FLAGS[decl.name]
+        if documented is None:  # pflag prints no default when it is the zero value
+            assert decl.format_default() in ("false", "", "0"), decl.name
+        else:
+            assert decl.format_default() == documented, decl.name
 
 
 def test_exactly_the_implemented_options_are_supported() -> None:

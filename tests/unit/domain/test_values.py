@@ -119,6 +119,48 @@ def test_format_size(value: int, text: str) -> None:
     assert parse_size("s", text) == value
 
 
+# --- values as rclone prints them ---
+
+# The defaults shown by its `serve docker` page
+# (tests/data/rclone_serve_docker.md) and by Debian's rclone 1.60.1
+# (`rclone serve docker --help`, `rclone help flags`).
+RCLONE_PRINTED_SIZES = [
+    (128 << 20, "128Mi"),  # --vfs-read-chunk-size
+    (128 << 10, "128Ki"),  # --max-read-ahead
+    (UNLIMITED, "off"),  # --vfs-cache-max-size
+    (16 << 20, "16Mi"),  # --buffer-size (1.60.1)
+    (250 << 20, "250Mi"),  # --multi-thread-cutoff (1.60.1)
+    (100 << 10, "100Ki"),  # --streaming-upload-cutoff (1.60.1)
+]
+
+RCLONE_PRINTED_DURATIONS = [
+    (3600.0, "1h0m0s"),  # --vfs-cache-max-age
+    (300.0, "5m0s"),  # --dir-cache-time
+    (60.0, "1m0s"),  # --vfs-cache-poll-interval
+    (5.0, "5s"),  # --vfs-write-back
+    (1.0, "1s"),  # --vfs-write-wait
+    (0.02, "20ms"),  # --vfs-read-wait
+    (0.0, "0s"),  # --daemon-timeout
+]
+
+
+@pytest.mark.parametrize(("value", "text"), RCLONE_PRINTED_SIZES)
+def test_sizes_are_written_as_rclone_writes_them(value: int, text: str) -> None:
+    assert format_size(value) == text
+    assert parse_size("s", text) == value
+
+
+def test_sizes_in_rclone_1_60_prose_are_binary_units() -> None:
+    # 1.60.1's help text says "--vfs-read-chunk-size 128M" for the 128Mi default.
+    assert parse_size("s", "128M") == 128 << 20
+
+
+@pytest.mark.parametrize(("value", "text"), RCLONE_PRINTED_DURATIONS)
+def test_durations_are_written_as_rclone_writes_them(value: float, text: str) -> None:
+    assert format_duration(value) == text
+    assert parse_duration("d", text) == value
+
+
 # --- durations ---
 
 

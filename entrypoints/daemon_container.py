@@ -1,4 +1,5 @@
-"""The composition root: one container wires the daemon; tests override providers.
+"""The daemon's composition root (the worker's is `entrypoints.worker_container`);
+tests override its providers with fakes (`tests.fakes.containers`).
 
 Configuration keys (set with `container.config.from_dict(...)`):
 base_dir, cache_dir, daemon_defaults (raw mount/VFS flag values, the defaults of
@@ -15,14 +16,8 @@ from dependency_injector import containers, providers
 
 from adapters.http.app import create_app
 from adapters.state.json_file import STATE_FILE_NAME, JsonStateFile
-from application.ports import MountManager, StorageFactory
-from application.volume_service import (
-    DEFAULT_CONNECT_TIMEOUT,
-    NameValidator,
-    OptionsParser,
-    ParsedOptions,
-    VolumeService,
-)
+from application.ports import ConfigSource, MountManager, StorageFactory
+from application.volume_service import DEFAULT_CONNECT_TIMEOUT, VolumeService
 
 # The adapters below are imported when first provided, not at import time, so that
 # `cloudvol version`, `--help` and tests that override these providers do not load
@@ -57,27 +52,13 @@ def make_mount_manager(
     )
 
 
-def make_option_parser(defaults: Mapping[str, str], config_path: str | None) -> OptionsParser:
+def make_config_source(config_path: str | None) -> ConfigSource | None:
     from adapters.config import ConfigFileSource
-    from domain.volume_options import parse_volume_options
 
-    frozen = dict(defaults)
-    source = ConfigFileSource(config_path) if config_path else None
-
-    def parse(volume_opts: Mapping[str, str], /) -> ParsedOptions:
-        # The config file is re-read when it changes, as rclone does.
-        return parse_volume_options(volume_opts, frozen, source.current() if source else None)
-
-    return parse
+    return ConfigFileSource(config_path) if config_path else None
 
 
-def make_name_validator() -> NameValidator:
-    from domain.names import validate_volume_name
-
-    return validate_volume_name
-
-
-class Container(containers.DeclarativeContainer):
+class DaemonContainer(containers.DeclarativeContainer):
     config = providers.Configuration(
         default={
             "daemon_defaults": {},
@@ -103,19 +84,16 @@ class Container(containers.DeclarativeContainer):
         log_file=config.log_file,
         config_path=config.config_path,
     )
-    option_parser = providers.Singleton(
-        make_option_parser, defaults=config.daemon_defaults, config_path=config.config_path
-    )
-    name_validator = providers.Singleton(make_name_validator)
+    config_source = providers.Singleton(make_config_source, config_path=config.config_path)
 
     volume_service = providers.Singleton(
         VolumeService,
         state_store=state_store,
         mount_manager=mount_manager,
         storage_factory=storage_factory,
-        parse_options=option_parser,
-        validate_name=name_validator,
         base_dir=config.base_dir,
+        daemon_defaults=config.daemon_defaults,
+        config_source=config_source,
         forget_state=config.forget_state,
         connect_timeout=config.connect_timeout,
     )

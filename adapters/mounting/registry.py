@@ -1,0 +1,110 @@
+"""The workers the daemon knows of, one per volume: serving a mount, or unmounted
+and lingering for the volume's next Mount. Spawned ones are watched (their exit
+is logged, an unexpected one as an error); adopted ones (after a daemon restart,
+not our children) are checked through the volume's lock."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from loguru import logger
+
+from adapters.mounting.spawning import read_tail, with_tail
+
+
+@dataclass
+class KnownWorker:
+    name: str
+    mountpoint: str
+    pid: int
+    process: subprocess.Popen[bytes] | None  # None for a worker adopted after a restart
+    log: str
+    serving: bool  # False: unmounted, still there for the next Mount
+    expected_exit: bool = False
+
+    def child_alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class WorkerRegistry:
+    def __init__(self, lock_holder: Callable[[str], int | None]) -> None:
+        self._lock_holder = lock_holder  # volume name -> pid holding its lock
+        self._known: dict[str, KnownWorker] = {}
+
+    def serving(self, name: str) -> KnownWorker | None:
+        worker = self._known.get(name)
+        return worker if worker is not None and worker.serving else None
+
+    def add(self, worker: KnownWorker) -> None:
+        self._known[worker.name] = worker
+
+    def watch(self, worker: KnownWorker) -> None:
+        """Reap a worker this daemon spawned, in a thread, and say why it went."""
+        assert worker.process is not None
+        threading.Thread(
+            target=_watch, args=(worker, worker.process), name=f"watch-{worker.name}", daemon=True
+        ).start()
+
+    def unmounted(self, name: str) -> KnownWorker | None:
+        """The volume's serving worker, now lingering: it exits by itself once it
+        stops lingering."""
+        worker = self.serving(name)
+        if worker is not None:
+            worker.serving, worker.expected_exit = False, True
+        return worker
+
+    def take_lingering(self, name: str) -> KnownWorker | None:
+        worker = self._known.get(name)
+        if worker is None or worker.serving:
+            return None
+        del self._known[name]
+        return worker
+
+    def take_serving(self, name: str) -> KnownWorker | None:
+        worker = self.serving(name)
+        if worker is not None:
+            del self._known[name]
+            worker.expected_exit = True
+        return worker
+
+    def names(self) -> list[str]:
+        return list(self._known)
+
+    def workers(self, *, serving: bool) -> list[KnownWorker]:
+        return [w for w in self._known.values() if w.serving is serving]
+
+    def reap(self) -> None:
+        """Forget workers that are gone; those this process spawned are reported by
+        their watcher thread, adopted ones here (they are not our children)."""
+        for name, worker in list(self._known.items()):
+            if worker.process is not None:
+                gone = worker.process.poll() is not None
+            else:
+                gone = self._lock_holder(name) != worker.pid
+            if not gone:
+                continue
+            del self._known[name]
+            if worker.serving and worker.process is None:
+                logger.error(
+                    "adopted mount worker {} for volume {} is gone{}",
+                    worker.pid,
+                    name,
+                    with_tail(read_tail(worker.log)),
+                )
+
+
+def _watch(worker: KnownWorker, proc: subprocess.Popen[bytes]) -> None:
+    code = proc.wait()
+    if worker.expected_exit:
+        logger.info("mount worker {} for {} exited ({})", worker.pid, worker.name, code)
+        return
+    logger.error(
+        "mount worker {} for volume {} died with exit code {}{}",
+        worker.pid,
+        worker.name,
+        code,
+        with_tail(read_tail(worker.log)),
+    )

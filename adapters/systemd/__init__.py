@@ -1,0 +1,1 @@
+"""What the daemon tells systemd when it runs as a Type=notify service."""

@@ -1,0 +1,96 @@
+"""A mount worker's composition root: from its job to the storage, the cache
+store, the VFS, the mount frontend and the `MountWorker` that runs them.
+
+`job` is the one dependency (`WorkerContainer(job=...)`); configuration key
+`frontend` picks how the VFS is served ("fuse", the default). Tests override
+`storage` (an in-memory remote) or any other provider
+(`tests.fakes.containers`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dependency_injector import containers, providers
+
+from adapters.cache import DiskCacheStore, cache_root
+from adapters.config import load_rclone_config
+from adapters.mounting.protocol import WorkerJob
+from adapters.mounting.worker import (
+    ConfigStamp,
+    MountFrontend,
+    MountWorker,
+    stamp_config_file,
+)
+from application.ports import CacheStore, RemoteStorage, StorageFactory
+from application.vfs import Vfs
+from domain.modtime_cost import modtime_is_slow
+from domain.volume import VolumeSpec
+from domain.volume_options import parse_volume_options
+
+
+@dataclass(frozen=True)
+class ParsedJob:
+    spec: VolumeSpec
+    config_stamp: ConfigStamp  # the config file as it was when `spec` was parsed
+
+
+def parse_job(job: WorkerJob) -> ParsedJob:
+    """The job's raw options parsed as the daemon parsed them; the config file is
+    re-read, so a restarted worker sees its current remotes."""
+    stamp = stamp_config_file(job.config_path)  # first: a later change shows as one
+    config = load_rclone_config(job.config_path) if job.config_path else None
+    return ParsedJob(parse_volume_options(job.options, job.defaults, config).spec, stamp)
+
+
+def make_storage_factory() -> StorageFactory:
+    # Imported here: a spare worker preloads only the backends it will need.
+    from adapters.storage.factory import DefaultStorageFactory
+
+    return DefaultStorageFactory()
+
+
+def make_storage(factory: StorageFactory, spec: VolumeSpec) -> RemoteStorage:
+    return factory.create(spec.backend)
+
+
+def make_cache_store(job: WorkerJob) -> CacheStore:
+    return DiskCacheStore(cache_root(job.cache_dir, job.name))
+
+
+def make_vfs(storage: RemoteStorage, spec: VolumeSpec, cache_store: CacheStore) -> Vfs:
+    return Vfs(
+        storage,
+        spec.vfs,
+        cache_store=cache_store,
+        slow_modtime=modtime_is_slow(spec.backend.type),
+    )
+
+
+def fuse_frontend() -> MountFrontend:
+    from adapters.fuse import run_fuse
+
+    return run_fuse
+
+
+class WorkerContainer(containers.DeclarativeContainer):
+    config = providers.Configuration(default={"frontend": "fuse"})
+    job = providers.Dependency(instance_of=WorkerJob)
+
+    parsed_job = providers.Singleton(parse_job, job)
+    spec = parsed_job.provided.spec
+    storage_factory = providers.Singleton(make_storage_factory)
+    storage = providers.Singleton(make_storage, storage_factory, spec)
+    cache_store = providers.Singleton(make_cache_store, job)
+    vfs = providers.Singleton(make_vfs, storage, spec, cache_store)
+    frontend = providers.Selector(config.frontend, fuse=providers.Singleton(fuse_frontend))
+
+    # Called with `report=`: where the first mount's readiness line goes.
+    worker = providers.Factory(
+        MountWorker,
+        job=job,
+        spec=spec,
+        storage=storage,
+        vfs=vfs,
+        frontend=frontend,
+        config_stamp=parsed_job.provided.config_stamp,
+    )

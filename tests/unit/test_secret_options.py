@@ -1,0 +1,40 @@
+"""The one secret list (domain.backends.is_secret_option): declared options
+by their `secret` flag, undeclared ones by their words; every redactor uses it."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.http.redact import redact_options
+from domain.backends import is_secret_option
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [
+        ("pass", True),
+        ("sftp-pass", True),
+        ("key_pem", True),
+        ("S3_SECRET_ACCESS_KEY", True),
+        ("s3-session-token", True),
+        ("sse_customer_key", True),
+        ("key_file", False),  # a path, declared not secret
+        ("access_key_id", False),
+        ("s3-access-key-id", False),
+        ("host", False),
+        ("password", True),  # undeclared (an fsspec parameter): judged by its words
+        ("token", True),
+        ("account_key", True),
+        ("sas_token", True),
+        ("global_store", False),
+    ],
+)
+def test_one_secret_list(key: str, secret: bool) -> None:
+    assert is_secret_option(key) is secret
+
+
+def test_every_redactor_uses_the_secret_list() -> None:
+    assert redact_options({"sftp-key-pem": "PEM", "sftp-key-file": "/k"}) == {
+        "sftp-key-pem": "***",
+        "sftp-key-file": "/k",
+    }
