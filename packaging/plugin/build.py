@@ -7,8 +7,10 @@ a virtualenv in /opt/cloudvol with cloudvol and its dependencies from PyPI, then
 trimmed. It is made in three layers, each kept as a tarball in /var/cache/cloudvol-tests
 and keyed by what goes into it, so a rebuild redoes only what changed:
 
-1. Debian: minbase, the runtime packages and the compiler pyfuse3 is built with;
-2. dependencies: the venv with cloudvol's dependencies, then the compiler purged;
+1. Debian minbase, the same the install tests start from;
+2. dependencies: Debian's Python, FUSE and the compiler pyfuse3 is built with, the venv
+   with cloudvol's dependencies, then the compiler and what else the plugin does not
+   need purged;
 3. cloudvol itself, from this checkout, and the trimming.
 """
 
@@ -41,13 +43,16 @@ RUNTIME_PACKAGES = ("ca-certificates", "fuse3", "python3")
 BUILD_PACKAGES = ("python3-venv", "gcc", "libc6-dev", "python3-dev", "libfuse3-dev", "pkg-config")
 UNNEEDED_PACKAGES = (
     "usrmerge", "perl", "libperl5.36", "perl-modules-5.36", "libfile-find-rule-perl",
-    "libnumber-compare-perl", "libtext-glob-perl", "tzdata",
+    "libnumber-compare-perl", "libtext-glob-perl", "tzdata", "make",
 )  # fmt: skip
 VENV = "/opt/cloudvol"
 SOURCES = ("pyproject.toml", "domain", "application", "adapters", "entrypoints")
 LAYERS_KEPT = 3  # per layer: other worktrees on this machine may build other sources
 
 DEPENDENCIES_SCRIPT = f"""
+apt-get update -qq
+apt-get install -y --no-install-recommends {" ".join(RUNTIME_PACKAGES + BUILD_PACKAGES)} \\
+    usr-is-merged
 python3 -m venv {VENV}
 {VENV}/bin/pip install --no-cache-dir --no-warn-script-location "$@"
 # Debug symbols: pyfuse3 is built with them, and some wheels ship them.
@@ -59,9 +64,7 @@ cd /
 apt-get purge -y --autoremove {" ".join(BUILD_PACKAGES)}
 # mmdebstrap marks all of minbase as installed by hand, so autoremove keeps what the
 # plugin does not need: Perl, which only usrmerge needed (for the conversion it did at
-# install; usr-is-merged stands in), and time zones (the plugin runs in UTC).
-apt-get update -qq
-apt-get install -y usr-is-merged
+# install; usr-is-merged stands in), time zones (the plugin runs in UTC), and make.
 apt-get purge -y --autoremove {" ".join(UNNEEDED_PACKAGES)}
 """
 
@@ -163,8 +166,7 @@ def with_host_network_setup(root: Path, script: str, *args: str) -> None:
 
 
 def rootfs_tarball() -> Path:
-    packages = RUNTIME_PACKAGES + BUILD_PACKAGES
-    base = base_tarball(packages)
+    base = base_tarball()
     requirements = dependencies()
 
     def build_dependencies(root: Path) -> None:
