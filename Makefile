@@ -57,3 +57,15 @@ bench: install-test
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# The Docker managed plugin (as root): build/plugin/{config.json,rootfs/} from Debian 12
+# packages and PyPI (packaging/plugin/build.py), then `docker plugin create` against
+# $DOCKER_HOST or the default socket. It is left disabled: set its mounts, then enable.
+PLUGIN_NAME ?= cloudvol
+
+.PHONY: plugin
+plugin:
+	@command -v mmdebstrap >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y --no-install-recommends --no-remove mmdebstrap; }
+	python3 packaging/plugin/build.py build/plugin
+	docker plugin create $(PLUGIN_NAME) build/plugin
