@@ -122,11 +122,24 @@ def _log_to_volume_log(job: WorkerJob) -> None:
         os.close(fd)
 
 
+_CAP_SYS_NICE = 23
+
+
+def _may_raise_priority() -> bool:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            effective = next(line for line in f if line.startswith("CapEff:"))
+    except (OSError, StopIteration):
+        return False
+    return bool(int(effective.split()[1], 16) >> _CAP_SYS_NICE & 1)
+
+
 def _yield_cpu() -> int | None:
     """A spare starts while other workers mount: it imports at a lower priority,
-    restored once it has a job. Only where it can be restored (root); returns
-    the priority to restore, or None."""
-    if os.geteuid() != 0:
+    restored once it has a job. Only where it can be restored (CAP_SYS_NICE,
+    which root lacks inside a managed plugin without it); returns the priority
+    to restore, or None."""
+    if not _may_raise_priority():
         return None
     priority = os.getpriority(os.PRIO_PROCESS, 0)
     try:
