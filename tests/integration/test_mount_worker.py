@@ -538,7 +538,7 @@ import sys
 import entrypoints.mount_worker
 entrypoints.mount_worker.load_worker_container()  # what a worker loads before its job
 heavy = ["fsspec", "s3fs", "botocore", "aiobotocore", "asyncssh", "fastapi", "hypercorn",
-         "starlette", "adapters.http", "adapters.mounting.manager",
+         "starlette", "pydantic", "yaml", "adapters.http", "adapters.mounting.manager",
          "adapters.storage.sftp", "adapters.storage.s3", "adapters.storage.fsspec_storage"]
 print(",".join(m for m in heavy if sys.modules.get(m) is not None))
 from adapters.storage.factory import DefaultStorageFactory
