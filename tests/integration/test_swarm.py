@@ -60,6 +60,11 @@ def test_service_task_replaced_reads_the_file(
         lambda: service_tasks(docker),
     )
     first = (remote_dir / "first").read_text()
+    wait_until(
+        "the first task is running",
+        lambda: len(running_tasks(docker, service)) == 1,
+        lambda: service_tasks(docker),
+    )
     first_tasks = running_tasks(docker, service)
 
     docker.run("service", "update", "--force", "--detach", service)
@@ -95,7 +100,12 @@ def test_three_replicas_write_to_one_remote_path(
     wait_until(
         "each of the 3 replicas wrote its own file", three_files, lambda: service_tasks(docker)
     )
-    assert len(running_tasks(docker, service)) == 3
+    # A task writes its file before swarm records it as Running: poll for the state.
+    wait_until(
+        "the 3 replicas are running",
+        lambda: len(running_tasks(docker, service)) == 3,
+        lambda: service_tasks(docker),
+    )
 
 
 def test_stack_with_a_cloudvol_volume(
