@@ -187,6 +187,10 @@ class VolumeService:
     def list(self) -> list[VolumeInfo]:
         return [_info(self._volumes[n]) for n in sorted(self._volumes)]
 
+    def volumes(self) -> builtins.list[Volume]:
+        """Every volume with its spec, by name (for `cloudvol status`)."""
+        return [self._volumes[n] for n in sorted(self._volumes)]
+
     def capabilities(self) -> Capabilities:
         return Capabilities()
 

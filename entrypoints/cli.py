@@ -1,4 +1,5 @@
-"""The `cloudvol` command: `cloudvol serve docker [flags]` and `cloudvol version`."""
+"""The `cloudvol` command: `cloudvol serve docker [flags]`, `cloudvol mount REMOTE
+MOUNTPOINT [flags]`, `cloudvol status`, `cloudvol rc COMMAND` and `cloudvol version`."""
 
 from __future__ import annotations
 
@@ -87,6 +88,63 @@ def _add_daemon_flags(parser: argparse.ArgumentParser) -> None:
         help="Print more: -v for INFO, -vv for DEBUG (default WARNING)",
     )
     parser.add_argument("--log-file", default=None, help="Log to this file instead of stderr")
+    parser.add_argument(
+        "--admin-socket",
+        default="",
+        help="Unix socket of the admin API used by `cloudvol status` and `cloudvol rc`, "
+        "mode 0600 (default <cache-dir>/admin.sock)",
+    )
+    parser.add_argument(
+        "--metrics-addr",
+        default="",
+        help="Serve Prometheus metrics on HOST:PORT at /metrics (default off; loopback "
+        "only unless --metrics-allow-remote)",
+    )
+    parser.add_argument(
+        "--metrics-allow-remote",
+        action="store_true",
+        help="Allow --metrics-addr on an address other than loopback",
+    )
+
+
+def _add_admin_client_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        help="The daemon's --cache-dir (default $XDG_CACHE_HOME/cloudvol or ~/.cache/cloudvol)",
+    )
+    parser.add_argument(
+        "--admin-socket",
+        default="",
+        help="The daemon's --admin-socket (default <cache-dir>/admin.sock)",
+    )
+
+
+def _add_mount_parser(commands: argparse._SubParsersAction[Any]) -> None:
+    mount = commands.add_parser(
+        "mount",
+        help="Mount a remote at a directory, in the foreground (like rclone mount)",
+        description="Mount REMOTE (a connection string, name:path from the config file, "
+        "or a local path) at MOUNTPOINT with the VFS of `serve docker`. Ctrl-C or SIGTERM "
+        "unmounts, then finishes the pending uploads. --daemon detaches once mounted.",
+    )
+    mount.add_argument("remote", metavar="REMOTE")
+    mount.add_argument("mountpoint", metavar="MOUNTPOINT")
+    mount.add_argument(
+        "--cache-dir",
+        default=None,
+        help="Directory for the VFS cache (default $XDG_CACHE_HOME/cloudvol or "
+        "~/.cache/cloudvol); a daemon using the same one lists this mount in `cloudvol status`",
+    )
+    mount.add_argument("--config", default=None, help="Config file with named remotes")
+    mount.add_argument(
+        "--password-command", default=None, help="Command printing the config file's password"
+    )
+    mount.add_argument(
+        "-v", "--verbose", action="count", default=0, help="-v for INFO, -vv for DEBUG"
+    )
+    mount.add_argument("--log-file", default=None, help="Log to this file instead of stderr")
+    _add_option_flags(mount)
 
 
 def _add_option_flags(parser: argparse.ArgumentParser) -> None:
@@ -117,6 +175,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_daemon_flags(docker)
     _add_option_flags(docker)
+    _add_mount_parser(commands)
+    status = commands.add_parser(
+        "status", help="Show the daemon's volumes: mounts, workers, cache and uploads"
+    )
+    status.add_argument("volume", nargs="?", metavar="VOLUME", help="Show this volume only")
+    status.add_argument("--json", action="store_true", help="Print JSON, for scripts")
+    status.add_argument(
+        "--watch", action="store_true", help="Redraw every second, with upload progress bars"
+    )
+    _add_admin_client_flags(status)
+    rc = commands.add_parser(
+        "rc",
+        help="Run a remote control command (rclone's names: vfs/forget, vfs/refresh, "
+        "vfs/stats, vfs/queue, vfs/queue-set-expiry, core/version)",
+    )
+    rc.add_argument("rc_command", metavar="COMMAND")
+    rc.add_argument("params", nargs="*", metavar="KEY=VALUE")
+    _add_admin_client_flags(rc)
     return parser
 
 
@@ -153,7 +229,59 @@ def settings_from_args(ns: argparse.Namespace) -> ServeSettings:
         log_file=ns.log_file,
         daemon_defaults={**process_defaults(), **_given_option_values(ns)},
         config_path=os.path.abspath(os.path.expanduser(ns.config or default_config_path())),
+        admin_socket=os.path.abspath(ns.admin_socket) if ns.admin_socket else "",
+        metrics_addr=_checked_metrics_addr(ns),
+        metrics_allow_remote=ns.metrics_allow_remote,
+        version=version(),
     )
+
+
+def _checked_metrics_addr(ns: argparse.Namespace) -> str:
+    if not ns.metrics_addr:
+        return ""
+    from adapters.metrics.address import parse_metrics_addr
+
+    parse_metrics_addr(ns.metrics_addr, allow_remote=ns.metrics_allow_remote)  # OptionError
+    return str(ns.metrics_addr)
+
+
+def _mount(ns: argparse.Namespace) -> int:
+    from entrypoints.flags import take_option_value
+    from entrypoints.mount_command import build_job, check_options, daemon_flags, mount
+
+    try:
+        detach, wait = daemon_flags(
+            take_option_value(ns, "daemon"), take_option_value(ns, "daemon-wait")
+        )
+        defaults = {**process_defaults(), **_given_option_values(ns)}
+    except OptionError as exc:
+        print(f"cloudvol mount: error: {exc}", file=sys.stderr)
+        return 2
+    level = level_for(ns.verbose)
+    configure_logging(level, ns.log_file)
+    if ns.password_command:
+        try:
+            os.environ[PASSWORD_VARIABLES[0]] = run_password_command(ns.password_command)
+        except OptionError as exc:
+            print(f"cloudvol mount: error: {exc}", file=sys.stderr)
+            return 1
+    job = build_job(
+        ns,
+        cache_dir=os.path.abspath(ns.cache_dir or default_cache_dir()),
+        defaults=defaults,
+        log_level=level,
+        config_path=os.path.abspath(os.path.expanduser(ns.config or default_config_path())),
+    )
+    problem = check_options(job)
+    if problem is not None:
+        print(f"cloudvol mount: error: {problem}", file=sys.stderr)
+        return 2
+    from adapters.fuse.host_check import fuse_problems
+
+    if problems := fuse_problems():
+        print("cloudvol mount: FUSE is not usable here:", *problems, sep="\n- ", file=sys.stderr)
+        return 1
+    return mount(ns, job, detach=detach, wait=wait)
 
 
 def _serve_docker(ns: argparse.Namespace) -> int:
@@ -213,6 +341,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 0
     if ns.command == "serve" and ns.protocol == "docker":
         return _serve_docker(ns)
+    if ns.command in ("status", "rc"):
+        from entrypoints.operate_commands import run_rc, run_status
+
+        cache_dir = os.path.abspath(ns.cache_dir or default_cache_dir())
+        return (run_status if ns.command == "status" else run_rc)(ns, cache_dir)
+    if ns.command == "mount":
+        return _mount(ns)
     parser.print_help(sys.stderr)
     return 2
 

@@ -81,3 +81,13 @@ def given_option_values(ns: argparse.Namespace) -> dict[str, str]:
         values[decl.name] = ",".join(raw) if isinstance(raw, list) else str(raw)
     check_option_values(values)
     return values
+
+
+def take_option_value(ns: argparse.Namespace, name: str) -> str | None:
+    """The raw value of registry option `name` given on the command line, removed
+    from `ns`: for the options a frontend handles itself (`cloudvol mount`'s
+    --daemon), which `given_option_values` would refuse as not for the plugin."""
+    dest = _DEST_PREFIX + name
+    raw = getattr(ns, dest, None)
+    setattr(ns, dest, None)
+    return None if raw is None else str(raw)

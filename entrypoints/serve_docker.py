@@ -26,6 +26,7 @@ from adapters.mounting.live_workers import volumes_with_live_workers
 from adapters.systemd.notify import SystemdNotifier
 from application.volume_service import VolumeService
 from entrypoints.daemon_container import DaemonContainer
+from entrypoints.operate_daemon import serve_operations
 
 PLUGIN_NAME = "cloudvol"
 SOCKET_MODE = 0o660
@@ -49,6 +50,11 @@ class ServeSettings:
     log_file: str | None = None
     daemon_defaults: dict[str, str] = field(default_factory=dict)
     config_path: str | None = None  # rclone-format file of named remotes
+    # Operating the daemon (entrypoints.operate_daemon): "" = <cache-dir>/admin.sock
+    admin_socket: str = ""
+    metrics_addr: str = ""  # HOST:PORT, "" = no metrics
+    metrics_allow_remote: bool = False
+    version: str = "unknown"
     plugins_run_dir: str = "/run/docker/plugins"
     spec_dir: str = "/etc/docker/plugins"
 
@@ -81,6 +87,10 @@ def make_container(settings: ServeSettings) -> DaemonContainer:
             "log_file": settings.log_file,
             "forget_state": settings.forget_state,
             "config_path": settings.config_path,
+            "admin_socket": settings.admin_socket or None,
+            "socket_description": settings.socket_addr or settings.default_socket_path,
+            "metrics_addr": settings.metrics_addr or None,
+            "version": settings.version,
         }
     )
     return container
@@ -224,6 +234,7 @@ async def serve_docker(
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, stop, service)
             tg.start_soon(_restore_then_ready, service, notifier, listener.description)
+            tg.start_soon(serve_operations, container, settings, stop.wait)  # status, rc, metrics
             logger.info("serving the Docker volume plugin API on {}", listener.description)
             # FastAPI is an ASGI app; its type hints just differ from hypercorn's.
             await serve(app, _hypercorn_config(listener), shutdown_trigger=stop.wait)  # type: ignore[arg-type]

@@ -8,12 +8,14 @@ store, the VFS, the mount frontend and the `MountWorker` that runs them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from dependency_injector import containers, providers
 
 from adapters.cache import DiskCacheStore, cache_root
 from adapters.config import load_rclone_config
+from adapters.metrics.counting_storage import CountingStorage
 from adapters.mounting.protocol import WorkerJob
 from adapters.mounting.worker import (
     ConfigStamp,
@@ -21,6 +23,7 @@ from adapters.mounting.worker import (
     MountWorker,
     stamp_config_file,
 )
+from adapters.mounting.worker_admin import ExtraStats
 from application.ports import CacheStore, RemoteStorage, StorageFactory
 from application.vfs import Vfs
 from domain.modtime_cost import modtime_is_slow
@@ -66,6 +69,17 @@ def make_vfs(storage: RemoteStorage, spec: VolumeSpec, cache_store: CacheStore) 
     )
 
 
+def make_extra_stats(storage: CountingStorage) -> ExtraStats:
+    """What the worker's `stats` reply adds to the cache's: the bytes moved to and
+    from the remote, and the FUSE operations served."""
+    from adapters.fuse.op_stats import FUSE_OPERATIONS
+
+    def extra_stats() -> dict[str, Any]:
+        return {"remote_traffic": asdict(storage.traffic), "fuse": FUSE_OPERATIONS.snapshot()}
+
+    return extra_stats
+
+
 def fuse_frontend() -> MountFrontend:
     from adapters.fuse import run_fuse
 
@@ -80,8 +94,10 @@ class WorkerContainer(containers.DeclarativeContainer):
     spec = parsed_job.provided.spec
     storage_factory = providers.Singleton(make_storage_factory)
     storage = providers.Singleton(make_storage, storage_factory, spec)
+    # What the VFS and the worker use: `storage` with its bytes counted for the stats.
+    counted_storage = providers.Singleton(CountingStorage, storage)
     cache_store = providers.Singleton(make_cache_store, job)
-    vfs = providers.Singleton(make_vfs, storage, spec, cache_store)
+    vfs = providers.Singleton(make_vfs, counted_storage, spec, cache_store)
     frontend = providers.Selector(config.frontend, fuse=providers.Singleton(fuse_frontend))
 
     # Called with `report=`: where the first mount's readiness line goes.
@@ -89,8 +105,9 @@ class WorkerContainer(containers.DeclarativeContainer):
         MountWorker,
         job=job,
         spec=spec,
-        storage=storage,
+        storage=counted_storage,
         vfs=vfs,
         frontend=frontend,
         config_stamp=parsed_job.provided.config_stamp,
+        extra_stats=providers.Callable(make_extra_stats, counted_storage),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
@@ -31,6 +32,7 @@ from pyfuse3 import (
     StatvfsData,
 )
 
+from adapters.fuse.op_stats import FUSE_OPERATIONS
 from application.vfs import NodeAttr, Vfs
 
 P = ParamSpec("P")
@@ -46,8 +48,11 @@ def _fuse_errors(
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        started, failed = time.monotonic(), True
         try:
-            return await fn(*args, **kwargs)
+            result = await fn(*args, **kwargs)
+            failed = False
+            return result
         except FUSEError:
             raise
         except OSError as exc:
@@ -55,6 +60,8 @@ def _fuse_errors(
         except Exception as exc:
             logger.exception("FUSE {} failed", fn.__name__)
             raise FUSEError(errno.EIO) from exc
+        finally:
+            FUSE_OPERATIONS.record(fn.__name__, time.monotonic() - started, failed=failed)
 
     return wrapper
 

@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 from loguru import logger
 
+from adapters.mounting.live_workers import volumes_with_live_workers
 from adapters.mounting.mountpoint import unmount_or_fail
 from adapters.mounting.protocol import (
     ProtocolError,
@@ -21,6 +22,7 @@ from adapters.mounting.protocol import (
     worker_paths,
 )
 from adapters.mounting.system import WorkerUnreachable, call_worker, is_mounted, lock_holder
+from application.operations import WorkerRequestFailed
 from domain.errors import MountFailed
 
 _RETIRE_WAIT = 2.0  # for a retired worker with nothing to upload to let go
@@ -147,3 +149,28 @@ class WorkerControl:
                 delay = min(delay * 2, 0.1)
             return True
         return False
+
+
+class WorkerAdminClient:
+    """`application.operations.WorkerAdmin` over the workers' control sockets under
+    `<cache-dir>/workers`: the daemon's volumes and any `cloudvol mount` started
+    with the same cache directory."""
+
+    def __init__(self, cache_dir: str, *, within: float = 5.0) -> None:
+        self.cache_dir = cache_dir
+        self.within = within
+
+    def live_workers(self) -> list[str]:
+        return volumes_with_live_workers(self.cache_dir)
+
+    async def request(self, name: str, op: str, **fields: Any) -> dict[str, Any]:
+        """The reply's fields (`ok` left out); raises WorkerRequestFailed."""
+        try:
+            reply = await call_worker(
+                worker_paths(self.cache_dir, name).socket, op, self.within, **fields
+            )
+        except (WorkerUnreachable, ProtocolError) as e:
+            raise WorkerRequestFailed(f"no mount worker answered: {e}") from None
+        if reply.get("ok") is not True:
+            raise WorkerRequestFailed(str(reply.get("error") or "the worker refused"))
+        return {k: v for k, v in reply.items() if k != "ok"}

@@ -23,7 +23,19 @@ MAX_LINE = 64 * 1024
 # mount: serve the mount again (the request carries the job, which must be the
 # worker's own). retire: unmount if mounted, accept no more mounts, and exit once
 # the uploads are done.
-OPS = ("status", "unmount", "forget", "mount", "retire")
+# stats, expire, refresh, forget-path: for `cloudvol status` and `cloudvol rc`
+# (adapters.mounting.worker_admin).
+OPS = (
+    "status",
+    "unmount",
+    "forget",
+    "mount",
+    "retire",
+    "stats",
+    "expire",
+    "refresh",
+    "forget-path",
+)
 # The states a worker reports are `domain.worker_lifecycle.STATES`.
 
 # AF_UNIX paths are limited to 108 bytes including the NUL.

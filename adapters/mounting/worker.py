@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
@@ -48,6 +49,7 @@ from adapters.mounting.system import (
     write_lock_owner,
 )
 from adapters.mounting.volume_cache import remove_volume_cache
+from adapters.mounting.worker_admin import ADMIN_OPS, ExtraStats, admin_reply, report_drain_progress
 from application.ports import RemoteStorage
 from application.vfs import Vfs
 from domain.errors import MountFailed
@@ -100,9 +102,13 @@ class MountWorker:
         report: Callable[[bytes], None],
         *,
         config_stamp: ConfigStamp,
+        extra_stats: ExtraStats = dict,
     ) -> None:
-        """`config_stamp`: the config file as it was when `spec` was parsed from it."""
+        """`config_stamp`: the config file as it was when `spec` was parsed from it.
+        `extra_stats`: more of the `stats` reply (see `worker_admin`)."""
         self.job = job
+        self.extra_stats = extra_stats
+        self.started_at = time.time()
         self.lifecycle = WorkerLifecycle(job.mode)
         self._spec = spec
         self._storage = storage
@@ -135,6 +141,12 @@ class MountWorker:
     @property
     def state(self) -> WorkerState:
         return self.lifecycle.state
+
+    # Read by `worker_admin`.
+    spec = property(lambda self: self._spec)
+    vfs = property(lambda self: self._vfs)
+    vfs_started = property(lambda self: self._vfs_started)
+    pid = property(lambda self: os.getpid())
 
     async def _run_locked(self) -> None:
         spec, vfs, life = self._spec, self._vfs, self.lifecycle
@@ -240,7 +252,10 @@ class MountWorker:
             with anyio.CancelScope() as self._drain_scope:
                 if life.uploads_stopped:
                     self._drain_scope.cancel()
-                await vfs.drain()
+                async with anyio.create_task_group() as progress:
+                    progress.start_soon(report_drain_progress, self)
+                    await vfs.drain()
+                    progress.cancel_scope.cancel()
         finally:
             self._drain_scope = None
             life.uploads_ended()
@@ -355,6 +370,11 @@ class MountWorker:
             return error_reply(str(e))
         logger.debug("control request {}", op)
         try:
+            if op in ADMIN_OPS:
+                extra = await admin_reply(self, op, fields)
+                return ok_reply(
+                    pid=os.getpid(), mountpoint=self.job.mountpoint, state=self.state, **extra
+                )
             if op == "unmount":
                 await self.unmount()
             elif op == "retire":

@@ -85,6 +85,38 @@ class Vfs:
         """Mark every cached listing stale (SIGHUP); inode numbers stay."""
         self._tree.forget_all()
 
+    def forget_path(self, path: str) -> bool:
+        """rclone's `vfs/forget file=` or `dir=`: the listing holding `path` (a
+        directory's own, a file's parent's) is read again at its next use. False
+        when nothing about `path` is cached."""
+        node = self._tree.node_at(path.strip("/"))
+        if node is None:
+            return False
+        target = node if node.is_dir else node.parent
+        if target is not None:
+            target.listed_at = None
+        return True
+
+    async def refresh(self, path: str, *, recursive: bool) -> int:
+        """rclone's `vfs/refresh`: read the listing of the directory `path` again
+        now (and of every directory under it, `recursive`); returns how many
+        listings were read. Raises OSError when it is not a directory."""
+        node = self._tree.node_at(path.strip("/"))
+        if node is None:
+            attr = await self.resolve(path)
+            node = self._tree.node(attr.inode)
+        if not node.is_dir:
+            raise OSError(errno.ENOTDIR, f"{path!r} is not a directory")
+        todo, read = [node], 0
+        while todo:
+            directory = todo.pop()
+            directory.listed_at = None
+            children = await self._tree.listing(directory)
+            read += 1
+            if recursive:
+                todo.extend(child for child in children.values() if child.is_dir)
+        return read
+
     def _cache_uploaded(self, path: str, record: CacheRecord) -> None:
         node = self._tree.node_at(path)
         if node is not None and not node.is_dir:

@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 
 from application.ports import CacheFile, CacheStore, RemoteStorage
 from application.vfs.cache.downloads import MIN_FETCH, Downloads
+from application.vfs.cache.stats import ReadCounters
 from domain.cache_record import CacheRecord
 from domain.fingerprint import Fingerprint
 from domain.volume import VfsOptions
@@ -28,9 +29,16 @@ class CacheItem:
     """One cached file. Its record is the state; the rest is runtime only."""
 
     def __init__(
-        self, record: CacheRecord, store: CacheStore, storage: RemoteStorage, options: VfsOptions
+        self,
+        record: CacheRecord,
+        store: CacheStore,
+        storage: RemoteStorage,
+        options: VfsOptions,
+        *,
+        read_counters: ReadCounters | None = None,
     ) -> None:
         self.record = record
+        self._read_counters = read_counters or ReadCounters()
         self._store = store
         self.file: CacheFile | None = None
         self.opens = 0  # open handles
@@ -170,7 +178,10 @@ class CacheItem:
         if offset >= end:
             return b""
         if not self.record.ranges.covers(offset, end):
+            self._read_counters.misses += 1
             await self.downloads.fill(offset, end, minimum=MIN_FETCH)
+        else:
+            self._read_counters.hits += 1
         if ahead > 0:
             self.downloads.read_ahead(end, min(end + ahead, self.size))
         else:

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from application.vfs.cache.item import CacheItem
+from application.vfs.cache.stats import EMPTY_STATS, CacheStats
 from domain.fingerprint import Fingerprint
 
 
@@ -32,6 +33,10 @@ class FileCache(Protocol):
     def dirty_children(self, directory: str) -> list[CacheItem]: ...
 
     def pending_uploads(self) -> int: ...
+
+    def stats(self) -> CacheStats: ...
+
+    def expire_upload(self, upload_id: int, expiry: float) -> bool: ...
 
     async def acquire(
         self, path: str, remote: Fingerprint | None, remote_mtime: float
@@ -87,6 +92,12 @@ class NullCache:
 
     def pending_uploads(self) -> int:
         return 0
+
+    def stats(self) -> CacheStats:
+        return EMPTY_STATS
+
+    def expire_upload(self, upload_id: int, expiry: float) -> bool:
+        return False
 
     async def acquire(
         self, path: str, remote: Fingerprint | None, remote_mtime: float

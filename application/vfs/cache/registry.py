@@ -9,6 +9,7 @@ from loguru import logger
 
 from application.ports import CacheStore, RemoteStorage
 from application.vfs.cache.item import CacheItem
+from application.vfs.cache.stats import ReadCounters
 from domain.cache_record import CacheRecord
 from domain.volume import VfsOptions
 
@@ -19,6 +20,7 @@ class ItemRegistry:
         self._storage = storage
         self._options = options
         self._items: dict[str, CacheItem] = {}
+        self.read_counters = ReadCounters()  # shared by every item, for the stats
 
     def get(self, path: str) -> CacheItem | None:
         return self._items.get(path)
@@ -34,7 +36,9 @@ class ItemRegistry:
         return len(self._items)
 
     def create(self, record: CacheRecord) -> CacheItem:
-        item = CacheItem(record, self._store, self._storage, self._options)
+        item = CacheItem(
+            record, self._store, self._storage, self._options, read_counters=self.read_counters
+        )
         self._items[record.path] = item
         return item
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from loguru import logger
 
@@ -20,13 +21,14 @@ from application.ports import CacheStore, RemoteStorage
 from application.vfs.cache.cleaner import Cleaner
 from application.vfs.cache.item import CacheItem
 from application.vfs.cache.registry import ItemRegistry
+from application.vfs.cache.stats import CacheStats, QueuedUpload
 from application.vfs.cache.streams import Streams
 from application.vfs.cache.upload import UploadedCallback, Uploader
 from application.vfs.cache.writeback import WriteBack
 from domain.cache_record import CacheRecord
 from domain.fingerprint import Fingerprint
 from domain.ranges import RangeSet
-from domain.volume import VfsOptions
+from domain.volume import UNLIMITED, VfsOptions
 
 
 class VfsCache:
@@ -144,6 +146,57 @@ class VfsCache:
 
     def items(self) -> Iterable[CacheItem]:
         return list(self._items)
+
+    # ----- statistics (read only) -------------------------------------------------
+
+    def stats(self) -> CacheStats:
+        """A snapshot of the cache and its upload queue."""
+        now = time.monotonic()
+        queue = []
+        for item, entry in self._write_back.entries():
+            progress = self._uploader.progress.get(item.path)
+            sent = progress.bytes_sent if progress is not None else 0
+            elapsed = now - entry.started_at if entry.started_at is not None else 0.0
+            queue.append(
+                QueuedUpload(
+                    id=entry.id,
+                    path=item.path,
+                    size=item.size,
+                    state=entry.state,
+                    age=now - entry.scheduled_at,
+                    expiry=max(0.0, entry.due_at - now),
+                    attempts=entry.attempts,
+                    bytes_sent=sent,
+                    rate=sent / elapsed if elapsed > 0 and entry.state == "uploading" else 0.0,
+                )
+            )
+        dirty = [item for item in self._items if item.dirty]
+        counters = replace(
+            self._write_back.counters,
+            completed=self._uploader.completed,
+            bytes_uploaded=self._uploader.bytes_uploaded,
+        )
+        limit = self.options.cache_max_size
+        return CacheStats(
+            items=len(self._items),
+            dirty_files=len(dirty),
+            dirty_bytes=sum(item.size for item in dirty),
+            used_bytes=sum(self._store.present_bytes(item.path) for item in self._items),
+            limit_bytes=None if limit == UNLIMITED else limit,
+            queue=tuple(sorted(queue, key=lambda q: q.id)),
+            uploads=counters,
+            reads=replace(self._items.read_counters),
+        )
+
+    def expire_upload(self, upload_id: int, expiry: float) -> bool:
+        """rclone's `vfs/queue-set-expiry`: the queued upload `upload_id` becomes
+        due `expiry` seconds from now (0: at once). False if there is no such
+        upload waiting (one already sending is left alone)."""
+        item = self._write_back.key_of(upload_id)
+        if item is None or self._write_back.transferring(item):
+            return False
+        self._write_back.schedule(item, max(0.0, expiry))
+        return True
 
     # ----- opening and closing ------------------------------------------------------
 

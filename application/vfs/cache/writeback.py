@@ -11,16 +11,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from loguru import logger
 
+from application.vfs.cache.stats import UploadCounters
 from domain.cache_policy import upload_retry_delay
 
 K = TypeVar("K", bound=Hashable)
 
 Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass
+class QueueEntry:
+    """What the queue knows of one scheduled upload, for `rc vfs/queue` (read only:
+    the task is what runs the upload)."""
+
+    id: int
+    scheduled_at: float  # monotonic
+    due_at: float  # monotonic: when its delay ends
+    state: str = "waiting"  # waiting, queued, uploading, retrying
+    attempts: int = 0
+    started_at: float | None = None  # monotonic: this attempt began sending
 
 
 class WriteBack(Generic[K]):
@@ -40,6 +56,10 @@ class WriteBack(Generic[K]):
         self._slots = asyncio.Semaphore(max(1, transfers))
         self._tasks: dict[K, asyncio.Task[None]] = {}
         self._transferring: dict[K, asyncio.Task[None] | None] = {}
+        self._entries: dict[K, QueueEntry] = {}
+        self._next_id = 1
+        self.counters = UploadCounters()
+        self._wall_clock = time.time
 
     def pending(self, key: K) -> bool:
         """An upload is scheduled or running."""
@@ -55,6 +75,13 @@ class WriteBack(Generic[K]):
     def tasks(self) -> list[asyncio.Task[None]]:
         return list(self._tasks.values())
 
+    def entries(self) -> list[tuple[K, QueueEntry]]:
+        """The scheduled uploads and what they are doing (a snapshot)."""
+        return [(key, self._entries[key]) for key in self._tasks if key in self._entries]
+
+    def key_of(self, entry_id: int) -> K | None:
+        return next((k for k, e in self._entries.items() if e.id == entry_id), None)
+
     def schedule(self, key: K, delay: float) -> None:
         """Upload `key` after `delay` seconds, replacing a pending upload; one
         already transferring is left alone (it is sending the current data)."""
@@ -65,6 +92,9 @@ class WriteBack(Generic[K]):
             task.cancel()
         task = asyncio.get_running_loop().create_task(self._run(key, delay))
         self._tasks[key] = task
+        now = time.monotonic()
+        self._entries[key] = QueueEntry(self._next_id, now, now + max(delay, 0.0))
+        self._next_id += 1
         task.add_done_callback(lambda done: self._forget(key, done))
 
     def postpone(self, key: K) -> None:
@@ -80,6 +110,7 @@ class WriteBack(Generic[K]):
     async def stop(self, key: K) -> None:
         """Cancel the upload and wait for it to end."""
         task = self._tasks.pop(key, None)
+        self._entries.pop(key, None)
         if task is not None and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -87,22 +118,37 @@ class WriteBack(Generic[K]):
 
     def _cancel(self, key: K) -> None:
         task = self._tasks.pop(key, None)
+        self._entries.pop(key, None)
         if task is not None:
             task.cancel()
 
     def _forget(self, key: K, done: asyncio.Task[None]) -> None:
         if self._tasks.get(key) is done:
             del self._tasks[key]
+            self._entries.pop(key, None)
+
+    def _set_state(self, key: K, state: str) -> QueueEntry | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            entry.state = state
+        return entry
 
     async def _run(self, key: K, delay: float) -> None:
         if delay > 0:
             await self._sleep(delay)
         attempt = 0
         while True:
+            self._set_state(key, "queued")
             try:
                 async with self._slots:
                     me = asyncio.current_task()
                     self._transferring[key] = me
+                    entry = self._set_state(key, "uploading")
+                    if entry is not None:
+                        entry.attempts += 1
+                        entry.started_at = time.monotonic()
+                    if attempt:
+                        self.counters.retried += 1
                     try:
                         await self._upload(key)
                     finally:
@@ -114,6 +160,8 @@ class WriteBack(Generic[K]):
                 raise
             except Exception as exc:
                 attempt += 1
+                self.counters.record_failure(self._name(key), exc, self._wall_clock())
+                self._set_state(key, "retrying")
                 wait = upload_retry_delay(attempt, base=self._retry_base)
                 logger.error(
                     "{}: upload failed (attempt {}), retrying in {:g} s: {}",
