@@ -10,10 +10,12 @@ HIDDEN = "***"
 
 
 def describe_remote(backend: BackendSpec) -> str:
-    """`:sftp,host=h,key_file=***,user=u:/srv`: options sorted, secrets hidden."""
+    """`:sftp,host=h,pass=***,user=u:/srv`: options sorted, secrets hidden, empty
+    ones left out."""
     shown = [
         f"{key}={HIDDEN if is_secret_option(key) else value}"
         for key, value in sorted(backend.options.items())
+        if value != ""
     ]
     options = "," + ",".join(shown) if shown else ""
     return f":{backend.type}{options}:{backend.root}"

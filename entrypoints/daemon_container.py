@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dependency_injector import containers, providers
 from fastapi import FastAPI
@@ -108,7 +108,11 @@ def make_daemon_info(
 def make_daemon_metrics(operations: Operations, watch: WorkerWatch) -> DaemonMetrics:
     from adapters.metrics.server import DaemonMetrics
 
-    return DaemonMetrics(operations.status, lambda: watch.counts)
+    async def snapshot() -> dict[str, Any]:
+        await watch.poll()  # a worker started since the last poll counts in this scrape
+        return await operations.status()
+
+    return DaemonMetrics(snapshot, lambda: watch.counts)
 
 
 def make_plugin_app(get_service: Callable[[], VolumeService], metrics: DaemonMetrics) -> FastAPI:

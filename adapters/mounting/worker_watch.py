@@ -19,13 +19,18 @@ class WorkerWatch:
         self.cache_dir = cache_dir
         self.counts = {"started": 0, "exited": 0, "crashed": 0}
         self._live: dict[str, tuple[int, str | None]] = {}  # name -> (pid, mountpoint)
+        self._polling = anyio.Lock()  # the loop and a scrape may poll at once
+
+    async def poll(self) -> None:
+        async with self._polling:
+            await self._poll()
 
     async def run(self, interval: float = POLL_INTERVAL) -> None:
         while True:
             await self.poll()
             await anyio.sleep(interval)
 
-    async def poll(self) -> None:
+    async def _poll(self) -> None:
         now: dict[str, int] = {}
         for name in await anyio.to_thread.run_sync(volumes_with_live_workers, self.cache_dir):
             pid = lock_holder(worker_paths(self.cache_dir, name).lock)
