@@ -12,6 +12,8 @@ import anyio
 from adapters.admin.server import default_admin_socket, serve_admin
 from adapters.metrics.address import parse_metrics_addr
 from adapters.metrics.server import serve_metrics
+from adapters.mounting.control import WorkerAdminClient
+from application.operations import WorkerRequestFailed
 from entrypoints.daemon_container import DaemonContainer
 
 
@@ -49,3 +51,19 @@ async def serve_operations(
             tg.start_soon(serve_metrics, container.metrics(), host, port, shutdown_trigger)
         await serve_admin(container.admin_app(), admin_socket_path(settings), shutdown_trigger)
         tg.cancel_scope.cancel()
+
+
+async def uploads_left(cache_dir: str, names: list[str]) -> str:
+    """`vol1: 2 file(s), 3.0 MiB; vol2: ...`, asked of each volume's worker (for the
+    progress lines while the daemon stops)."""
+    workers = WorkerAdminClient(cache_dir, within=2.0)
+    parts = []
+    for name in names:
+        try:
+            cache = (await workers.request(name, "stats"))["stats"].get("cache") or {}
+        except WorkerRequestFailed:
+            parts.append(f"{name}: not answering")
+            continue
+        files, size = cache.get("dirty_files", 0), cache.get("dirty_bytes", 0)
+        parts.append(f"{name}: {files} file(s), {size} byte(s)")
+    return "; ".join(parts)

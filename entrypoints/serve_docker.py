@@ -26,7 +26,7 @@ from adapters.mounting.live_workers import volumes_with_live_workers
 from adapters.systemd.notify import SystemdNotifier
 from application.volume_service import VolumeService
 from entrypoints.daemon_container import DaemonContainer
-from entrypoints.operate_daemon import serve_operations
+from entrypoints.operate_daemon import serve_operations, uploads_left
 
 PLUGIN_NAME = "cloudvol"
 SOCKET_MODE = 0o660
@@ -267,6 +267,6 @@ async def _wait_for_last_uploads(cache_dir: str, notifier: SystemdNotifier) -> N
         status = f"waiting for the last uploads of {len(volumes)} volume(s): {', '.join(volumes)}"
         notifier.status(status)
         if time.monotonic() - last_report >= UPLOAD_REPORT_INTERVAL:
-            logger.info(status)
+            logger.info("{}; left to upload: {}", status, await uploads_left(cache_dir, volumes))
             last_report = time.monotonic()
         await anyio.sleep(0.5)

@@ -293,3 +293,23 @@ def test_metrics_only_on_loopback_unless_allowed(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "--metrics-addr" in done.stderr and "--metrics-allow-remote" in done.stderr
+
+
+def test_while_the_daemon_stops_the_log_tells_what_is_left_to_upload(tmp_path: Path) -> None:
+    size = 6 * 1024 * 1024  # 6 s at 1 MiB/s: a progress line at 5 s
+    with (
+        running_sshd(tmp_path / "sshd", subsystem(1024 * 1024)) as server,
+        daemon_with(tmp_path) as daemon,
+    ):
+        remote = server.data_dir / "vol"
+        one_at_a_time = {"sftp-concurrency": "1", "sftp-chunk-size": "32k"}
+        mountpoint = sftp_volume(
+            daemon, server, "stopping", remote, **{"vfs-write-back": "1h", **one_at_a_time}
+        )
+        data = os.urandom(size)
+        (mountpoint / "pending").write_bytes(data)
+        assert daemon.stop() == 0  # unmounts every volume; the worker uploads, then exits
+        wait_for(lambda: "stopping" not in daemon.live_worker_pids(), "the upload", 60)
+        assert (remote / "pending").read_bytes() == data
+        log = daemon.log_file.read_text()
+        assert re.search(r"volume stopping: 1 file\(s\), \d+ byte\(s\) left to upload", log), log

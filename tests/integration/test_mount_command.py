@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -86,7 +87,7 @@ def test_mount_of_an_sftp_remote_and_a_sigterm_during_an_upload_loses_nothing(
         assert proc.poll() is None, log.read_text()
         assert (mountpoint / "on-server").read_text() == "from the server\n"
 
-        data = os.urandom(3 * 1024 * 1024)  # 3 s at 1 MiB/s
+        data = os.urandom(6 * 1024 * 1024)  # 6 s at 1 MiB/s: one progress line at 5 s
         (mountpoint / "written").write_bytes(data)
         wait_for(lambda: list(remote.glob(".written.*.partial")), "the upload under way")
         proc.send_signal(signal.SIGTERM)
@@ -95,7 +96,10 @@ def test_mount_of_an_sftp_remote_and_a_sigterm_during_an_upload_loses_nothing(
         assert proc.wait(timeout=60) == 0, log.read_text()
         assert (remote / "written").read_bytes() == data
         assert not list(remote.glob(".*.partial"))
-        assert "unmounting, and exiting once the uploads are done" in log.read_text()
+        text = log.read_text()
+        assert "unmounting, and exiting once the uploads are done" in text
+        # While it drains, every 5 s: what is left to upload.
+        assert re.search(r"volume mount-mnt-\w+: 1 file\(s\), \d+ byte\(s\) left to upload", text)
 
 
 def test_mount_daemon_detaches_once_ready_and_shows_in_status(
