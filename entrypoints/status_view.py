@@ -46,7 +46,7 @@ def _when(epoch: float | None, now: float) -> str:
 def volume_block(volume: dict[str, Any], *, bars: bool, now: float) -> Panel:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold cyan", no_wrap=True)
-    table.add_column()
+    table.add_column(overflow="fold")
     worker = volume.get("worker")
     cache = volume.get("cache")
     table.add_row("remote", str(volume.get("remote") or "-"))
@@ -104,7 +104,7 @@ def volume_block(volume: dict[str, Any], *, bars: bool, now: float) -> Panel:
 def daemon_block(daemon: dict[str, Any]) -> Panel:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold cyan", no_wrap=True)
-    table.add_column()
+    table.add_column(overflow="fold")
     table.add_row("version", f"v{daemon['version']} (pid {daemon['pid']})")
     table.add_row("uptime", human_duration(daemon["uptime"]))
     table.add_row("plugin socket", daemon["socket"])
