@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -283,6 +284,11 @@ def test_a_scrape_shows_the_bytes_of_a_known_read_and_write(
         assert "cloudvol_fuse_operation_duration_seconds_bucket" in text
         assert re.search(r'^cloudvol_api_calls_total\{endpoint="/VolumeDriver.Mount"', text, re.M)
         assert re.search(r"^cloudvol_workers_started_total [1-9]", text, re.M), daemon.log_tail()
+        assert "cloudvol_workers_crashed_total 0.0" in text
+        # A worker killed while mounted leaves its (dead) mount behind: a crash.
+        os.kill(daemon.live_worker_pids()["met"], signal.SIGKILL)
+        wait_for(lambda: "cloudvol_workers_crashed_total 1.0" in scrape(), "the crash counted", 15)
+        assert re.search(r"^cloudvol_workers_exited_total [1-9]", scrape(), re.M)
 
 
 def test_metrics_only_on_loopback_unless_allowed(tmp_path: Path) -> None:

@@ -225,3 +225,27 @@ def test_mount_refuses_a_bad_flag(capsys: pytest.CaptureFixture[str], tmp_path: 
     code = main(["mount", str(tmp_path), str(tmp_path), "--daemon-wait", "soon"])
     assert code == 2
     assert "daemon-wait" in capsys.readouterr().err
+
+
+async def test_the_plugin_api_calls_are_counted_by_endpoint() -> None:
+    from fastapi import FastAPI
+
+    async def snapshot() -> dict[str, Any]:
+        return {"volumes": []}
+
+    metrics = DaemonMetrics(snapshot, dict)
+    app = FastAPI()
+
+    @app.post("/VolumeDriver.List")
+    async def volumes() -> dict[str, Any]:
+        return {"Volumes": []}
+
+    metrics.instrument(app)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://plugin") as client:
+        await client.post("/VolumeDriver.List")
+        await client.post("/no/such/thing")
+    text = (await metrics.render()).decode()
+    assert 'cloudvol_api_calls_total{endpoint="/VolumeDriver.List",outcome="ok"} 1.0' in text
+    assert 'cloudvol_api_calls_total{endpoint="other",outcome="error"} 1.0' in text
+    assert 'cloudvol_api_call_duration_seconds_count{endpoint="/VolumeDriver.List"} 1.0' in text
