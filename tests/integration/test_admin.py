@@ -319,3 +319,25 @@ def test_while_the_daemon_stops_the_log_tells_what_is_left_to_upload(tmp_path: P
         assert (remote / "pending").read_bytes() == data
         log = daemon.log_file.read_text()
         assert re.search(r"volume stopping: 1 file\(s\), \d+ byte\(s\) left to upload", log), log
+
+
+def test_status_watch_redraws_until_interrupted(daemon: CloudvolDaemon) -> None:
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "entrypoints.cli", "status", "--watch",
+         "--cache-dir", str(daemon.cache_dir)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        # It asks the daemon once a second: by an uptime of 4 s it has redrawn the
+        # screen with an uptime of 2 s or more.
+        wait_for(lambda: status_json(daemon)["daemon"]["uptime"] > 4, "time to pass")
+        watch.send_signal(signal.SIGINT)
+        out, err = watch.communicate(timeout=30)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
+    assert watch.returncode == 0, err
+    assert "admin socket" in out
+    uptime = re.search(r"uptime\s+(\d+)s", out)
+    assert uptime is not None and int(uptime.group(1)) >= 2, out
