@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -215,6 +216,18 @@ def test_allow_remote_api_listens_and_warns(tmp_path: Path) -> None:
             timeout=60,
         )  # fmt: skip
         assert proc.poll() is None
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=60) == 0
+
+
+def test_socket_gid_owns_the_unix_socket(tmp_path: Path) -> None:
+    path = tmp_path / "plugin.sock"
+    proc = serve_on(tmp_path, str(path), "--socket-gid", "12345")
+    try:
+        wait_until("the socket exists", path.exists, timeout=60)
+        st = path.stat()
+        assert (stat.S_IMODE(st.st_mode), st.st_gid) == (0o660, 12345)
     finally:
         proc.terminate()
         assert proc.wait(timeout=60) == 0
