@@ -30,7 +30,7 @@ from tests.integration.fixtures.cloudvol_daemon import CloudvolDaemon, running_d
 from tests.integration.fixtures.swarm import wait_until
 
 # The schema is the app's own: the routes are not served, so the app needs no service.
-schema = schemathesis.openapi.from_dict(create_app(lambda: None).openapi())  # type: ignore[arg-type, return-value]
+schema = schemathesis.openapi.from_dict(create_app(lambda: None).openapi())
 schema.config.generation.update(
     modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
     max_examples=25,  # per call and mode: about 450 requests, 20 s on a loaded CI machine
