@@ -3,6 +3,9 @@
     data/<path>   the item's data, a sparse file mirroring the volume's path
     meta/<path>   its metadata record (JSON, see `domain.cache_record`)
     tmp/          records being written, renamed into meta/ when complete
+    corrupt/<stamp>/<path>{,.record}
+                  the data and record of an item whose record could not be read:
+                  kept for the operator, never uploaded, never evicted
 
 Paths come normalised from `domain.paths`; they are checked again here (no "..",
 no absolute path, no NUL) and files are opened without following symlinks, so a
@@ -18,6 +21,7 @@ import os
 import secrets
 import shutil
 import stat
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -189,6 +193,28 @@ class DiskCacheStore:
                 _prune_empty(os.path.dirname(target), stop)
 
         await _io(remove)
+
+    async def set_aside(self, path: str) -> str | None:
+        data, meta = self._data_path(path), self._meta_path(path)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        place = os.path.join(self.root, "corrupt", f"{stamp}-{secrets.token_hex(3)}")
+        stop_data, stop_meta = self._data, self._meta
+
+        def set_aside() -> str | None:
+            kept = False
+            for source, target, stop in (
+                (data, os.path.join(place, *_components(path)), stop_data),
+                (meta, os.path.join(place, *_components(path)) + ".record", stop_meta),
+            ):
+                if not os.path.lexists(source):
+                    continue
+                os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+                os.replace(source, target)
+                _prune_empty(os.path.dirname(source), stop)
+                kept = True
+            return place if kept else None
+
+        return await _io(set_aside)
 
     async def rename(self, src: str, dst: str) -> None:
         pairs = [
