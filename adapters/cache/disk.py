@@ -137,14 +137,15 @@ class DiskCacheStore:
             temp = os.path.join(temp_dir, secrets.token_hex(8))
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             try:
-                os.write(fd, record)
-                if durable:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            try:
+                try:
+                    os.write(fd, record)
+                    if durable:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
                 os.replace(temp, final)
             except BaseException:
+                # A full disk fails the write: no half record is left to take space.
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
                 raise
