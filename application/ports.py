@@ -123,6 +123,12 @@ class CacheStore(Protocol):
         an open `CacheFile` of it stays usable until closed."""
         ...
 
+    async def set_aside(self, path: str) -> str | None:
+        """Move the data file and the record of `path` out of the cache, to a place
+        the operator can find them (and that nothing uploads from); returns that
+        place, or None when there was nothing to keep."""
+        ...
+
     async def rename(self, src: str, dst: str) -> None:
         """Move the item, or a whole directory of items, from `src` to `dst`,
         replacing an item at `dst`."""

@@ -60,6 +60,12 @@ def _add_daemon_flags(parser: argparse.ArgumentParser) -> None:
         default=os.getgid(),
         help="GID for unix socket (default: current process GID)",
     )
+    parser.add_argument(
+        "--allow-remote-api",
+        action="store_true",
+        help="Let --socket-addr listen on an address other than loopback (the plugin API "
+        "has no authentication, and its callers choose key files and paths: root-equivalent)",
+    )
     parser.add_argument("--no-spec", action="store_true", help="Do not write spec file")
     parser.add_argument("--forget-state", action="store_true", help="Skip restoring previous state")
     parser.add_argument(
@@ -223,6 +229,7 @@ def settings_from_args(ns: argparse.Namespace) -> ServeSettings:
         cache_dir=os.path.abspath(ns.cache_dir or default_cache_dir()),
         socket_addr=ns.socket_addr,
         socket_gid=ns.socket_gid,
+        allow_remote_api=ns.allow_remote_api,
         no_spec=ns.no_spec,
         forget_state=ns.forget_state,
         log_level=level_for(ns.verbose),

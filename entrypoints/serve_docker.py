@@ -9,6 +9,7 @@ hypercorn (as `fd://`).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
@@ -44,6 +45,7 @@ class ServeSettings:
     cache_dir: str
     socket_addr: str = ""  # "" = /run/docker/plugins/cloudvol.sock
     socket_gid: int = field(default_factory=os.getgid)
+    allow_remote_api: bool = False  # a TCP --socket-addr may be other than loopback
     no_spec: bool = False
     forget_state: bool = False
     log_level: str = "WARNING"
@@ -145,6 +147,21 @@ def parse_tcp_addr(addr: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether every address `host` names is a loopback one; "" (every interface) is not."""
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass  # a host name
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False  # binding will fail with the real cause
+    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
 def _systemd_socket() -> socket.socket | None:
     # Socket activation: systemd passes the listening socket as fd 3.
     if os.environ.get("LISTEN_PID") != str(os.getpid()):
@@ -163,6 +180,18 @@ def open_listener(settings: ServeSettings) -> Listener:
         sock = bind_unix_socket(addr, settings.socket_gid)
         return Listener(sock, f"unix:{addr}", remove_at_exit=[addr])
     host, port = parse_tcp_addr(addr)
+    if not is_loopback(host):
+        if not settings.allow_remote_api:
+            raise StartupError(
+                f"--socket-addr {addr!r} is not a loopback address: whoever reaches the "
+                "plugin API can mount any path and key file as root; give "
+                "--allow-remote-api to listen there anyway"
+            )
+        logger.warning(
+            "the plugin API listens on {}, beyond this host's loopback: anyone who reaches "
+            "it has root's power over the host's files (--allow-remote-api)",
+            addr,
+        )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:

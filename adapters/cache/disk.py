@@ -3,6 +3,9 @@
     data/<path>   the item's data, a sparse file mirroring the volume's path
     meta/<path>   its metadata record (JSON, see `domain.cache_record`)
     tmp/          records being written, renamed into meta/ when complete
+    corrupt/<stamp>/<path>{,.record}
+                  the data and record of an item whose record could not be read:
+                  kept for the operator, never uploaded, never evicted
 
 Paths come normalised from `domain.paths`; they are checked again here (no "..",
 no absolute path, no NUL) and files are opened without following symlinks, so a
@@ -18,6 +21,7 @@ import os
 import secrets
 import shutil
 import stat
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -133,14 +137,15 @@ class DiskCacheStore:
             temp = os.path.join(temp_dir, secrets.token_hex(8))
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             try:
-                os.write(fd, record)
-                if durable:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            try:
+                try:
+                    os.write(fd, record)
+                    if durable:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
                 os.replace(temp, final)
             except BaseException:
+                # A full disk fails the write: no half record is left to take space.
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
                 raise
@@ -189,6 +194,28 @@ class DiskCacheStore:
                 _prune_empty(os.path.dirname(target), stop)
 
         await _io(remove)
+
+    async def set_aside(self, path: str) -> str | None:
+        data, meta = self._data_path(path), self._meta_path(path)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        place = os.path.join(self.root, "corrupt", f"{stamp}-{secrets.token_hex(3)}")
+        stop_data, stop_meta = self._data, self._meta
+
+        def set_aside() -> str | None:
+            kept = False
+            for source, target, stop in (
+                (data, os.path.join(place, *_components(path)), stop_data),
+                (meta, os.path.join(place, *_components(path)) + ".record", stop_meta),
+            ):
+                if not os.path.lexists(source):
+                    continue
+                os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+                os.replace(source, target)
+                _prune_empty(os.path.dirname(source), stop)
+                kept = True
+            return place if kept else None
+
+        return await _io(set_aside)
 
     async def rename(self, src: str, dst: str) -> None:
         pairs = [

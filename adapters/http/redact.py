@@ -11,7 +11,11 @@ from domain.backends import is_secret_option
 REDACTED = "***"
 # `name=value` inside a connection string such as `:sftp,host=h,pass=x:/path`;
 # a value may be quoted (rclone's fspath quoting) or run to the next `,` or `:`.
-_INLINE = re.compile(r"""(?P<key>[\w-]+)=(?P<value>"(?:[^"]|"")*"|'(?:[^']|'')*'|[^,:]*)""")
+# A key starts where a word starts: without the look-behind every position inside a
+# long word would be tried as a key's start, quadratic time on a 100 KB value.
+_INLINE = re.compile(
+    r"""(?<![\w-])(?P<key>[\w-]+)=(?P<value>"(?:[^"]|"")*"|'(?:[^']|'')*'|[^,:]*)"""
+)
 
 
 def _redact_inline(text: str) -> str:

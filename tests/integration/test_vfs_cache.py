@@ -442,3 +442,25 @@ async def test_sigterm_unmounts_and_uploads_before_exit(env: Env) -> None:
     assert wait_until(lambda: process_gone(pid), timeout=20)
     assert not is_mounted(volume.mountpoint)
     assert (env.remote / "t.txt").read_bytes() == b"terminated"
+
+
+async def test_a_damaged_record_after_a_crash_is_set_aside_not_uploaded(env: Env) -> None:
+    (env.remote / "doc.txt").write_bytes(b"good remote copy")
+    manager, volume = env.manager(), env.volume(**LATER)
+    await manager.prepare(volume)
+    await manager.mount(volume)
+    pid = manager.worker_pid("vol")
+    assert pid is not None
+    Path(volume.mountpoint, "doc.txt").write_bytes(b"edit the crash caught")
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: manager.worker_pid("vol") is None)
+    cache = env.cache / "vfs" / "vol"
+    (cache / "meta" / "doc.txt").write_bytes(b'{"version": 1, "si')  # torn by the disk
+
+    await manager.mount(volume)  # the next worker starts, and serves
+    assert Path(volume.mountpoint, "doc.txt").read_bytes() == b"good remote copy"
+    env.wait_for_log("damaged cache record")
+    [kept] = (cache / "corrupt").iterdir()
+    assert (kept / "doc.txt").read_bytes() == b"edit the crash caught"
+    await manager.unmount(volume)
+    assert (env.remote / "doc.txt").read_bytes() == b"good remote copy"

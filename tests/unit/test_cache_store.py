@@ -63,6 +63,23 @@ async def test_half_written_records_are_cleared_at_load(tmp_path: Path) -> None:
     assert not (tmp_path / "tmp").exists()
 
 
+async def test_set_aside_keeps_data_and_record_out_of_the_cache(tmp_path: Path) -> None:
+    store = DiskCacheStore(str(tmp_path))
+    f = await store.open("d/f")
+    f.pwrite(0, b"only copy")
+    await f.close()
+    await store.save_record("d/f", b"{garbage", durable=False)
+    place = await store.set_aside("d/f")
+    [kept] = (tmp_path / "corrupt").iterdir()
+    assert place == str(kept)
+    assert (kept / "d" / "f").read_bytes() == b"only copy"
+    assert (kept / "d" / "f.record").read_bytes() == b"{garbage"
+    assert await store.load_records() == []
+    assert store.data_length("d/f") is None
+    assert not (tmp_path / "data" / "d").exists()  # emptied directories pruned
+    assert await store.set_aside("never/cached") is None
+
+
 @pytest.mark.parametrize("path", ["../escape", "a/../../b", "/etc/passwd", "", "a//b"])
 async def test_unsafe_paths_are_refused(tmp_path: Path, path: str) -> None:
     store = DiskCacheStore(str(tmp_path / "cache"))

@@ -16,6 +16,7 @@ from entrypoints.serve_docker import (
     ServeSettings,
     StartupError,
     bind_unix_socket,
+    is_loopback,
     make_container,
     parse_tcp_addr,
     serve_docker,
@@ -237,3 +238,12 @@ async def test_failed_state_load_does_not_overwrite_state(tmp_path: Path) -> Non
         await serve_docker(settings, container=_wired(settings, store, FakeMountManager()))
     assert store.saves == []
     assert _gone(sock_path)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.8.9.1", True), ("::1", True), ("localhost", True),
+     ("", False), ("0.0.0.0", False), ("::", False), ("192.0.2.7", False)],
+)  # fmt: skip
+def test_only_loopback_addresses_count_as_local(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback

@@ -38,3 +38,15 @@ def test_every_redactor_uses_the_secret_list() -> None:
         "sftp-key-pem": "***",
         "sftp-key-file": "/k",
     }
+
+
+def test_redacting_a_long_value_takes_linear_time() -> None:
+    # Found by the hostile-input tests: a 100 KB option value took minutes.
+    import time
+
+    start = time.process_time()
+    redact_options({"remote": "h" * 1_000_000 + ",pass=x"})
+    assert time.process_time() - start < 5  # quadratic time would be hours
+    assert redact_options({"remote": ":sftp,host=h" + "h" * 10 + ",pass=x:/p"}) == {
+        "remote": ":sftp,host=hhhhhhhhhhh,pass=***:/p"
+    }

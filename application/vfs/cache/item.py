@@ -17,6 +17,8 @@ import errno
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from loguru import logger
+
 from application.ports import CacheFile, CacheStore, RemoteStorage
 from application.vfs.cache.downloads import MIN_FETCH, Downloads
 from application.vfs.cache.stats import ReadCounters
@@ -140,26 +142,39 @@ class CacheItem:
         self.opens -= 1
         self.record.atime = now
         upload_due = False
-        if self.opens == 0:
-            await self.downloads.stop()
-            if not self.removed:
-                if self.dirty:
-                    if self._durable_version != self._version:
-                        # "Dirty and complete": the data is durable before the record
-                        # says so.
-                        version = self._version
-                        assert self.file is not None
-                        await self.file.sync()
-                        await self.save(durable=True)
-                        self._durable_version = version
-                    upload_due = True
-                elif self._saved_version != self._version:
-                    await self.save(durable=False)
-                else:
-                    self._atime_saved = False  # saved later; a read alone costs no write
-        self.users -= 1
-        await self.close_file()
+        try:
+            if self.opens == 0:
+                await self.downloads.stop()
+                if not self.removed:
+                    if self.dirty:
+                        await self._make_durable()
+                        upload_due = True
+                    elif self._saved_version != self._version:
+                        await self.save(durable=False)
+                    else:
+                        self._atime_saved = False  # saved later; a read costs no write
+        finally:
+            # Even when the cache's disk is full: the data file is closed, so that
+            # deleting files frees their space.
+            self.users -= 1
+            await self.close_file()
         return upload_due
+
+    async def _make_durable(self) -> None:
+        """ "Dirty and complete": the data is durable before the record says so."""
+        if self._durable_version == self._version:
+            return
+        version = self._version
+        assert self.file is not None
+        try:
+            await self.file.sync()
+            await self.save(durable=True)
+        except OSError as exc:
+            # The upload is still due, from the data file; only a crash before it
+            # would lose this write, as it would on a local disk that is full.
+            logger.error("{}: cannot record the write in the cache ({})", self.path, exc)
+            return
+        self._durable_version = version
 
     async def reset(self, record: CacheRecord) -> None:
         """Drop the data: the remote file changed under a clean copy."""

@@ -64,8 +64,16 @@ class ItemRegistry:
         try:
             record = CacheRecord.from_json(raw)
         except ValueError as exc:
-            logger.warning("{}: damaged cache record ({}), dropping the item", path, exc)
-            await self._store.remove(path)
+            # Its data may be the only copy of a write, or stale: neither upload it
+            # over the remote's (possibly good) file nor delete it.
+            kept = await self._store.set_aside(path)
+            logger.error(
+                "{}: damaged cache record ({}); the item is left out of the cache and not "
+                "uploaded; its data and record were moved to {}",
+                path,
+                exc,
+                kept,
+            )
             return
         record.path = path  # the record's place is the truth (a rename may have moved it)
         length = self._store.data_length(path)

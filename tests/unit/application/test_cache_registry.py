@@ -66,6 +66,10 @@ async def test_load_drops_what_it_cannot_trust(tmp_path: Path) -> None:
     await again.load()
     assert len(again) == 0
     assert not (tmp_path / "cache" / "meta" / "damaged").exists()
+    # The damaged item's data may be a write's only copy: kept aside, with its record.
+    [kept] = (tmp_path / "cache" / "corrupt").iterdir()
+    assert (kept / "damaged").read_bytes() == b"abc"
+    assert (kept / "damaged.record").read_bytes() == b"{not json"
 
 
 async def test_rename_moves_a_directory_of_items(tmp_path: Path) -> None:

@@ -540,16 +540,20 @@ async def test_has_dirty_items_reads_the_records(tmp_path: Path) -> None:
         await vfs.stop()
 
 
-async def test_damaged_records_are_dropped(env: Env) -> None:
+async def test_damaged_records_are_set_aside_and_never_uploaded(env: Env) -> None:
     env.tree.put("f", b"remote")
-    vfs = await env.vfs(opts(CacheMode.FULL))
-    assert await read_all(vfs, "f") == b"remote"
+    vfs = await env.vfs(opts(CacheMode.WRITES, write_back=3600))
+    await write_new(vfs, "f", b"local edit")  # dirty, its upload an hour away
     await vfs.stop()
     (env.cache_dir / "meta" / "f").write_bytes(b'{"version": 1, "path": "f", "size": ')
-    vfs = await env.vfs(opts(CacheMode.FULL))
+    vfs = await env.vfs(opts(CacheMode.WRITES, write_back=0))
     assert not vfs.cache.has("f")
     assert not (env.cache_dir / "data" / "f").exists()
     assert await read_all(vfs, "f") == b"remote"
+    await vfs.drain()
+    assert env.tree.get("f") == b"remote"  # the good remote file was not overwritten
+    [kept] = (env.cache_dir / "corrupt").iterdir()
+    assert (kept / "f").read_bytes() == b"local edit"
 
 
 # ----- eviction ---------------------------------------------------------------------
