@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -219,3 +220,59 @@ def test_without_metadata_chmod_does_nothing_as_rclone(
     (mounted.mountpoint / "f").write_bytes(b"x")
     os.chmod(mounted.mountpoint / "f", 0o777)
     assert stat.S_IMODE(os.stat(mounted.mountpoint / "f").st_mode) == 0o640
+
+
+# ----- interop with Debian's rclone (1.60) --------------------------------------------
+
+
+def rclone(*args: str) -> None:
+    result = subprocess.run(
+        ["rclone", "--config", "/dev/null", *args], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def rclone_remote(server: SshdServer, remote: Path) -> str:
+    return (
+        f":sftp,host={server.host},port={server.port},user={server.user},"
+        f"key_file={server.key_file}:{remote}"
+    )
+
+
+LINKS = {"to-file": "data.txt", "to-dir": "sub", "absolute": "/etc/hostname", "dangling": "gone"}
+
+
+def test_links_rclone_wrote_read_the_same_here(
+    sftp_mount: Callable[..., tuple[Mounted, Path]], sshd: SshdServer, tmp_path: Path
+) -> None:
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "data.txt").write_bytes(b"data")
+    (tree / "sub" / "in").write_bytes(b"in")  # rclone copies no empty directory
+    for name, target in LINKS.items():
+        os.symlink(target, tree / name)
+    mounted, remote = sftp_mount("vfs-cache-mode=writes", "links=true")
+    rclone("copy", "--links", str(tree), rclone_remote(sshd, remote))
+    assert (remote / "to-file.rclonelink").read_bytes() == b"data.txt"
+    mp = mounted.mountpoint
+    for name, target in LINKS.items():
+        assert os.readlink(mp / name) == target
+    assert (mp / "to-file").read_bytes() == b"data"
+    assert sorted(os.listdir(mp / "to-dir")) == ["in"]
+
+
+def test_links_made_here_copy_back_with_rclone(
+    sftp_mount: Callable[..., tuple[Mounted, Path]], sshd: SshdServer, tmp_path: Path
+) -> None:
+    mounted, remote = sftp_mount("vfs-cache-mode=writes", "links=true")
+    mp = mounted.mountpoint
+    (mp / "sub").mkdir()
+    (mp / "data.txt").write_bytes(b"data")
+    for name, target in LINKS.items():
+        os.symlink(target, mp / name)
+    out = tmp_path / "out"
+    until(lambda: (remote / "data.txt").exists(), within=20)
+    rclone("copy", "--links", rclone_remote(sshd, remote), str(out))
+    for name, target in LINKS.items():
+        assert os.readlink(out / name) == target
+    assert (out / "data.txt").read_bytes() == b"data"
