@@ -109,6 +109,9 @@ class Node:
         self.meta = FileMetadata()
         self.meta_dirty = False  # changed here, not on the remote yet
         self.nlink = 1
+        # Hard links made through this mount: the nodes sharing this one's
+        # inode number (one list, shared by all of them).
+        self.names: list[Node] = [self]
         self._writers: list[Writer] = []
         # Uncached commits in progress (at a flush, or a release never flushed):
         # opens, lookups, renames and unlinks of the node wait for them.
@@ -133,6 +136,26 @@ class Node:
         if entry.metadata is not None and not self.meta_dirty:
             self.meta = entry.metadata
         self.nlink = entry.nlink
+
+    def add_name(self, other: Node) -> None:
+        """`other` is a new hard link to this node: it takes the same inode."""
+        other.inode = self.inode
+        other.names = self.names
+        self.names.append(other)
+        for node in self.names:
+            node.nlink = max(node.nlink + 1, len(self.names))
+
+    def drop_name(self) -> Node | None:
+        """This name went (unlink, or replaced by a rename): the other name
+        that answers to the inode from now on, if any."""
+        others = self.names
+        if len(others) == 1:
+            return None
+        others.remove(self)
+        for node in others:
+            node.nlink = max(1, node.nlink - 1)
+        self.names = [self]
+        return others[0]
 
     # ----- size and time ------------------------------------------------------------
 
@@ -234,7 +257,9 @@ class Node:
     def attr(self, options: VfsOptions) -> NodeAttr:
         # rclone's rule: the permission flags with the umask bits cleared.
         if self.is_link:
-            mode = stat.S_IFLNK | (options.link_perms & ~options.umask & 0o7777)
+            # Not through the umask: a Linux symlink is 0777 whatever the umask,
+            # and tools that compare modes (rsync -a) expect that.
+            mode = stat.S_IFLNK | (options.link_perms & 0o7777)
         elif self.is_dir:
             mode = stat.S_IFDIR | (options.dir_perms & ~options.umask & 0o7777)
         else:

@@ -69,6 +69,11 @@ class DirectoryTree:
         self._nodes[node.inode] = node
         return node
 
+    def rebind(self, node: Node) -> None:
+        """`node` answers to its inode number from now on (the other name of a
+        hard link that was unlinked)."""
+        self._nodes[node.inode] = node
+
     def node_at(self, path: str) -> Node | None:
         """The node already known for `path`, without listing anything."""
         node = self.root

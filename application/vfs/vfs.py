@@ -332,12 +332,18 @@ class Vfs:
         alias = self._tree.new_node(parent, new_name, False, node.size, node.mtime)
         alias.is_link, alias.link_target = node.is_link, node.link_target
         alias.meta = node.meta
-        node.nlink += 1
-        alias.nlink = node.nlink
-        # The kernel expects the inode it linked: the alias answers to it too.
-        alias.inode = node.inode
+        # The kernel expects the inode it linked: the new name answers to it too.
+        node.add_name(alias)
         self._tree.attach(parent, alias)
         return alias.attr(self.options)
+
+    def _name_gone(self, node: Node) -> None:
+        """`node` was unlinked or replaced: another hard link of it, if any,
+        now answers to its inode."""
+        node.unlinked = True
+        survivor = node.drop_name()
+        if survivor is not None:
+            self._tree.rebind(survivor)
 
     async def _upload_now(self, node: Node) -> None:
         """Put the file's pending changes on the remote first: a hard link is
@@ -371,7 +377,7 @@ class Vfs:
             raise OSError(errno.EISDIR, f"{node.path!r} is a directory")
         if node.is_link:
             await self._storage.remove(node.remote_path)
-            node.unlinked = True
+            self._name_gone(node)
             self._tree.detach(node)
             return
         await self._settle_commit(node)
@@ -383,7 +389,7 @@ class Vfs:
                 if node.writers == 0:
                     raise
         # An upload still running for it is aborted at its close, not committed.
-        node.unlinked = True
+        self._name_gone(node)
         self._tree.detach(node)
 
     @errno_boundary
@@ -432,7 +438,7 @@ class Vfs:
                 src.remote_path, link_file_name(new_path)
             )  # the remote replaces a link there
             if dst is not None:
-                dst.unlinked = True
+                self._name_gone(dst)
                 self._tree.detach(dst)
             self._tree.move(src, dst_dir, new_path)
             return
@@ -454,7 +460,7 @@ class Vfs:
             raise
         await self.cache.rename(src.path, new_path)
         if dst is not None:
-            dst.unlinked = True
+            self._name_gone(dst)
             self._tree.detach(dst)
         self._tree.move(src, dst_dir, new_path)
 

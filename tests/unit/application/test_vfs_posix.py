@@ -79,7 +79,7 @@ async def test_symlink_is_a_rclonelink_file_and_reads_back(env: Env, mode: Cache
     vfs = await env.vfs(mode, links=True)
     attr = await vfs.symlink(ROOT_INODE, "ln", "../some/target")
     assert stat.S_ISLNK(attr.mode) and attr.is_link
-    assert stat.S_IMODE(attr.mode) == 0o755  # --link-perms 777 through the umask
+    assert stat.S_IMODE(attr.mode) == 0o777  # --link-perms, not through the umask
     assert attr.size == len("../some/target")
     assert env.tree.get("ln.rclonelink") == b"../some/target"
     assert await vfs.readlink(attr.inode) == "../some/target"
@@ -207,3 +207,18 @@ async def test_names_longer_than_255_bytes(env: Env) -> None:
     assert await errno_of(vfs.lookup(ROOT_INODE, long)) == errno.ENAMETOOLONG
     # The link's stored name would be too long even though its own is not.
     assert await errno_of(vfs.symlink(ROOT_INODE, "y" * 250, "t")) == errno.ENAMETOOLONG
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_inode_of_a_hard_link_survives_its_first_name(env: Env, mode: CacheMode) -> None:
+    # git moves objects into place this way: link(tmp, final), unlink(tmp).
+    vfs = await env.vfs(mode)
+    ino = await write_new(vfs, "tmp", b"object")
+    await vfs.link(ino, ROOT_INODE, "final")
+    await vfs.unlink(ROOT_INODE, "tmp")
+    attr = await vfs.getattr(ino)
+    assert attr.nlink == 1
+    fh = await vfs.open(ino, os.O_RDONLY)
+    assert await vfs.read(fh, 0, 100) == b"object"
+    await vfs.release(fh)
+    assert set(env.tree.files) == {"final"}
