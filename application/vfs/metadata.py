@@ -26,6 +26,7 @@ from domain.volume import VfsOptions
 class MetadataKeeper:
     def __init__(self, storage: RemoteStorage, options: VfsOptions) -> None:
         self._options = options
+        self._storage = storage
         self._store: SupportsMetadata | None = (
             storage if isinstance(storage, SupportsMetadata) else None
         )
@@ -43,7 +44,7 @@ class MetadataKeeper:
         if not self.enabled:
             return
         node.meta = FileMetadata(mode=mode & 0o7777, uid=uid, gid=gid)
-        node.meta_dirty = True
+        node.meta_dirty = node.meta_known = True
 
     async def change(self, node: Node, changes: FileMetadata, *, remote_current: bool) -> None:
         """Apply chmod/chown/atime `changes` to `node`. `remote_current`: the
@@ -56,6 +57,17 @@ class MetadataKeeper:
             await self._store_on_remote(node, changes)
         else:
             node.meta_dirty = True
+
+    async def learn(self, node: Node) -> None:
+        """Read the metadata of a file whose listing had none (object stores
+        keep it per object: one request per file, at its first lookup)."""
+        if not self.enabled or node.meta_known or node.is_dir or node.is_link or not node.on_remote:
+            return
+        node.meta_known = True
+        try:
+            node.take_remote_details(await self._storage.stat(node.remote_path))
+        except FileNotFoundError:
+            pass  # gone meanwhile: the next listing says so
 
     async def apply_now(self, node: Node) -> None:
         """Send what the node has to the remote (after a create or an upload)."""

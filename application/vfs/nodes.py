@@ -108,6 +108,7 @@ class Node:
         # chown or utimensat made here) has them; mtime is the node's own.
         self.meta = FileMetadata()
         self.meta_dirty = False  # changed here, not on the remote yet
+        self.meta_known = False  # the remote's answer seen (S3 listings have none)
         self.nlink = 1
         # Hard links made through this mount: the nodes sharing this one's
         # inode number (one list, shared by all of them).
@@ -135,6 +136,7 @@ class Node:
         self.is_link = entry.is_link
         if entry.metadata is not None and not self.meta_dirty:
             self.meta = entry.metadata
+            self.meta_known = True
         self.nlink = entry.nlink
 
     def add_name(self, other: Node) -> None:

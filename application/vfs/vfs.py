@@ -122,6 +122,7 @@ class Vfs:
         check_name_length(name)
         node = await self._tree.child(parent, name)
         await self._settle_commit(node, must=False)  # its size once committed
+        await self._metadata.learn(node)
         return node.attr(self.options)
 
     @errno_boundary

@@ -15,6 +15,7 @@ import pytest
 from adapters.cache import DiskCacheStore
 from application.vfs import ROOT_INODE, Vfs
 from domain.metadata import FileMetadata
+from domain.remote_entry import RemoteEntry
 from domain.volume import CacheMode, VfsOptions
 from tests.fakes.storage import MemoryStorage, MemoryTree
 
@@ -222,3 +223,19 @@ async def test_the_inode_of_a_hard_link_survives_its_first_name(env: Env, mode: 
     assert await vfs.read(fh, 0, 100) == b"object"
     await vfs.release(fh)
     assert set(env.tree.files) == {"final"}
+
+
+class ListingWithoutMetadata(MemoryStorage):
+    """Like an object store: listings carry no metadata, a stat does."""
+
+    async def list_dir(self, path: str) -> list[RemoteEntry]:
+        return [replace(e, metadata=None) for e in await super().list_dir(path)]
+
+
+async def test_metadata_missing_from_listings_is_read_at_lookup(env: Env) -> None:
+    storage = ListingWithoutMetadata(env.tree)
+    env.tree.put("f", b"x")
+    await storage.set_metadata("f", FileMetadata(mode=0o700, uid=5))
+    vfs = Vfs(storage, replace(BASE, metadata=True))
+    attr = await vfs.lookup(ROOT_INODE, "f")
+    assert (stat.S_IMODE(attr.mode), attr.uid) == (0o700, 5)
