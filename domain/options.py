@@ -190,7 +190,7 @@ OPTIONS: tuple[OptionDecl, ...] = (
                short="M"),
     OptionDecl("vfs-metadata-extension", _V, "metadata_extension", _STR, "",
                "Show each file's metadata as JSON in a virtual file with this extension "
-               "added to its name (e.g. .metadata; needs --metadata)", support=NOT_YET),
+               "added to its name (e.g. .metadata); not listed, found by name"),
 )  # fmt: skip
 
 _BY_NAME: dict[str, OptionDecl] = {decl.name: decl for decl in OPTIONS}

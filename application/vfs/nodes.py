@@ -113,6 +113,10 @@ class Node:
         # Hard links made through this mount: the nodes sharing this one's
         # inode number (one list, shared by all of them).
         self.names: list[Node] = [self]
+        # --vfs-metadata-extension: a virtual file's content, and a file's
+        # virtual metadata file once looked up (its inode number stays).
+        self.virtual_content: bytes | None = None
+        self.metadata_file: Node | None = None
         self._writers: list[Writer] = []
         # Uncached commits in progress (at a flush, or a release never flushed):
         # opens, lookups, renames and unlinks of the node wait for them.
@@ -267,7 +271,9 @@ class Node:
         else:
             mode = stat.S_IFREG | (options.file_perms & ~options.umask & 0o7777)
         uid, gid, atime = options.uid, options.gid, None
-        if options.metadata:
+        if self.virtual_content is not None:
+            mode = stat.S_IFREG | (0o444 & ~options.umask)
+        elif options.metadata:
             # What the remote keeps wins; a link's own bits are its link-perms.
             meta = self.meta
             if meta.mode is not None and not self.is_link:

@@ -27,6 +27,7 @@ from application.vfs.cache.null import FileCache, NullCache
 from application.vfs.errors import errno_boundary
 from application.vfs.handles import Handle
 from application.vfs.metadata import MetadataKeeper
+from application.vfs.metadata_files import BytesHandle, MetadataFiles
 from application.vfs.nodes import ROOT_INODE, Node, NodeAttr
 from application.vfs.opening import FileOpener
 from application.vfs.statfs import FsStats, fs_stats
@@ -84,6 +85,7 @@ class Vfs:
             after_commit=self._metadata.after_upload,
         )
         self._symlinks = Symlinks(storage, options, self._tree)
+        self._metadata_files = MetadataFiles(options, self._tree, self._metadata)
         self._hard_links = storage if isinstance(storage, SupportsHardLinks) else None
         self._said_no_hard_links = False
         self._clock = clock
@@ -120,7 +122,13 @@ class Vfs:
         if name == "..":
             return (parent.parent or parent).attr(self.options)
         check_name_length(name)
-        node = await self._tree.child(parent, name)
+        try:
+            node = await self._tree.child(parent, name)
+        except FileNotFoundError:
+            virtual = await self._metadata_files.lookup(parent, name)
+            if virtual is None:
+                raise
+            return virtual.attr(self.options)
         await self._settle_commit(node, must=False)  # its size once committed
         await self._metadata.learn(node)
         return node.attr(self.options)
@@ -156,6 +164,8 @@ class Vfs:
         the mount's options."""
         node = self._tree.node(inode)
         changes = metadata or FileMetadata()
+        if node.virtual_content is not None:
+            raise OSError(errno.EACCES, f"{node.path!r} is read-only")
         if size is not None or mtime is not None or mode_change or not changes.empty:
             self._need_writable("setattr")
         if size is not None:
@@ -509,6 +519,8 @@ class Vfs:
     async def _open(self, node: Node, flags: int) -> int:
         if node.is_dir:
             raise OSError(errno.EISDIR, f"{node.path!r} is a directory")
+        if node.virtual_content is not None:
+            return self._new_fh(BytesHandle(node, flags))
         # A commit in progress would race this open's view of the remote file.
         await self._settle_commit(node, must=False)
         return self._new_fh(await self._opener.open(node, flags))

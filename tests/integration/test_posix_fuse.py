@@ -6,6 +6,7 @@ modes, owners and times with --links --metadata."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 import subprocess
@@ -276,3 +277,17 @@ def test_links_made_here_copy_back_with_rclone(
     for name, target in LINKS.items():
         assert os.readlink(out / name) == target
     assert (out / "data.txt").read_bytes() == b"data"
+
+
+def test_metadata_extension_files(sftp_mount: Callable[..., tuple[Mounted, Path]]) -> None:
+    mounted, remote = sftp_mount("metadata=true", "vfs-metadata-extension=.metadata")
+    mp = mounted.mountpoint
+    (mp / "f").write_bytes(b"x")
+    os.chmod(mp / "f", 0o640)
+    os.utime(mp / "f", (1_600_000_000, 1_600_000_000))
+    content = json.loads((mp / "f.metadata").read_bytes())
+    assert content["mode"] == "640"
+    assert content["mtime"] == "2020-09-13T12:26:40.000000000Z"
+    assert os.listdir(mp) == ["f"]  # found by name, not listed
+    assert not (remote / "f.metadata").exists()
+    assert errno_of(lambda: (mp / "f.metadata").write_bytes(b"{}")) == errno.EACCES

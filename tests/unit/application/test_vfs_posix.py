@@ -4,6 +4,7 @@ in-memory storage, in cache modes off and writes."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 from collections.abc import AsyncIterator
@@ -239,3 +240,23 @@ async def test_metadata_missing_from_listings_is_read_at_lookup(env: Env) -> Non
     vfs = Vfs(storage, replace(BASE, metadata=True))
     attr = await vfs.lookup(ROOT_INODE, "f")
     assert (stat.S_IMODE(attr.mode), attr.uid) == (0o700, 5)
+
+
+async def test_metadata_extension_shows_a_virtual_json_file(env: Env) -> None:
+    vfs = await env.vfs(metadata=True, metadata_extension=".metadata")
+    ino = await write_new(vfs, "f", b"data", mode=0o640)
+    await vfs.setattr(ino, mtime=1.5, metadata=FileMetadata(uid=3, gid=4))
+    attr = await vfs.lookup(ROOT_INODE, "f.metadata")
+    assert stat.S_IMODE(attr.mode) == 0o444 and not attr.is_link
+    fh = await vfs.open(attr.inode, os.O_RDONLY)
+    content = json.loads(await vfs.read(fh, 0, 4096))
+    await vfs.release(fh)
+    assert content == {
+        "mode": "640", "uid": "3", "gid": "4",
+        "atime": "1970-01-01T00:00:01.500000000Z", "mtime": "1970-01-01T00:00:01.500000000Z",
+    }  # fmt: skip
+    assert (await vfs.lookup(ROOT_INODE, "f.metadata")).inode == attr.inode
+    assert await errno_of(vfs.open(attr.inode, os.O_WRONLY)) == errno.EACCES
+    fh = await vfs.opendir(ROOT_INODE)
+    assert [name for name, _ in await vfs.readdir(fh, 0)] == ["f"]  # not listed
+    assert await errno_of(vfs.lookup(ROOT_INODE, "g.metadata")) == errno.ENOENT

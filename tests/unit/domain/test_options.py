@@ -41,7 +41,7 @@ SUPPORTED_NOW = {
     "vfs-cache-max-age", "vfs-cache-max-size", "vfs-cache-poll-interval", "vfs-fast-fingerprint",
     "vfs-read-ahead", "vfs-read-chunk-size", "vfs-read-chunk-size-limit", "vfs-read-wait",
     "vfs-write-back", "transfers",
-} | set(POSIX_175) - {"vfs-metadata-extension"}  # fmt: skip
+} | set(POSIX_175)  # fmt: skip
 
 PROCESS_DEPENDENT = {"uid", "gid", "umask"}
 
