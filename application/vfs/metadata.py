@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import errno
+from collections.abc import Coroutine
+from typing import Any
 
 from loguru import logger
 
@@ -77,21 +79,47 @@ class MetadataKeeper:
 
     def after_upload(self, node: Node) -> None:
         """An upload replaced the remote file: give it the node's mode and owner
-        again (in the background: uploads report from a plain callback)."""
-        if not self.enabled or node.meta.empty:
+        again, and its directory the time a utimensat gave it (the upload's
+        rename changed it). In the background: uploads report from a plain
+        callback."""
+        if not self.enabled:
             return
-        node.meta_dirty = True
-        task = asyncio.get_running_loop().create_task(self._after_upload(node))
+        if not node.meta.empty:
+            node.meta_dirty = True
+        self._in_background(self._after_upload(node))
+        if node.parent is not None:
+            self.touched(node.parent)
+
+    def touched(self, directory: Node) -> None:
+        """An entry of `directory` changed on the server, which moved its time:
+        put back the time a utimensat set (the VFS shows that one, and keeps
+        showing it, as rclone's VFS does not move directory times)."""
+        if self.enabled and directory.mtime_pinned:
+            self._in_background(self._restore_time(directory))
+
+    def pin_directory_time(self, node: Node) -> None:
+        """A directory's time was set: keep it across the changes made in it."""
+        if self.enabled:
+            node.mtime_pinned = True
+
+    def _in_background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def _after_upload(self, node: Node) -> None:
-        if node.unlinked:
+        if node.unlinked or not node.meta_dirty:
             return
         try:
             await self._store_on_remote(node, node.meta)
         except OSError as exc:
             logger.warning("{}: could not keep mode, owner or times: {!r}", node.path, exc)
+
+    async def _restore_time(self, directory: Node) -> None:
+        try:
+            await self._store_on_remote(directory, FileMetadata(mtime=directory.mtime))
+        except OSError as exc:
+            logger.warning("{}: could not keep the directory's time: {!r}", directory.path, exc)
 
     async def drain(self) -> None:
         """Wait for the metadata still being sent after uploads."""

@@ -108,6 +108,7 @@ class Node:
         # chown or utimensat made here) has them; mtime is the node's own.
         self.meta = FileMetadata()
         self.meta_dirty = False  # changed here, not on the remote yet
+        self.mtime_pinned = False  # a directory's time set by utimensat (--metadata)
         self.meta_known = False  # the remote's answer seen (S3 listings have none)
         self.nlink = 1
         # Hard links made through this mount: the nodes sharing this one's

@@ -249,7 +249,11 @@ class Vfs:
                 writer.pending_mtime = mtime  # applied once the upload is committed
         elif not node.is_dir and node.on_remote:
             await self._storage.set_mtime(node.path, mtime)
-        # Directories keep their time in memory only, as in rclone.
+        elif node.is_dir and self._metadata.enabled:
+            # --metadata keeps a directory's time where the remote can (rsync -a
+            # compares them); without it, in memory only, as in rclone.
+            await self._metadata.change(node, FileMetadata(mtime=mtime), remote_current=True)
+            self._metadata.pin_directory_time(node)
         node.mtime = mtime
 
     @errno_boundary
@@ -292,6 +296,7 @@ class Vfs:
         node.children = {}  # known empty: no need to list it
         node.listed_at = self._clock()
         self._tree.attach(parent, node)
+        self._metadata.touched(parent)
         self._metadata.created(node, mode, uid, gid)
         await self._metadata.apply_now(node)
         return node.attr(self.options)
@@ -306,6 +311,7 @@ class Vfs:
         if self._tree.find(await self._tree.listing(parent), name) is not None:
             raise OSError(errno.EEXIST, f"{join(parent.path, name)!r} exists")
         node = await self._symlinks.create(parent, name, target)
+        self._metadata.touched(parent)
         if self._metadata.enabled:
             # A link's mode is --link-perms; its owner is kept like a file's.
             node.meta = FileMetadata(uid=uid, gid=gid)
@@ -346,12 +352,21 @@ class Vfs:
         # The kernel expects the inode it linked: the new name answers to it too.
         node.add_name(alias)
         self._tree.attach(parent, alias)
+        self._metadata.touched(parent)
         return alias.attr(self.options)
+
+    def _directories_changed(self, moved: Node, new_parent: Node) -> None:
+        """A rename changed both directories' times on the server."""
+        self._metadata.touched(new_parent)
+        if moved.parent is not None:
+            self._metadata.touched(moved.parent)
 
     def _name_gone(self, node: Node) -> None:
         """`node` was unlinked or replaced: another hard link of it, if any,
         now answers to its inode."""
         node.unlinked = True
+        if node.parent is not None:
+            self._metadata.touched(node.parent)
         survivor = node.drop_name()
         if survivor is not None:
             self._tree.rebind(survivor)
@@ -377,6 +392,8 @@ class Vfs:
         if node.children and any(not c.on_remote for c in node.children.values()):
             raise OSError(errno.ENOTEMPTY, f"{node.path!r} holds files being written")
         await self._storage.rmdir(node.path)
+        if node.parent is not None:
+            self._metadata.touched(node.parent)
         self._tree.detach(node)
 
     @errno_boundary
@@ -451,6 +468,7 @@ class Vfs:
             if dst is not None:
                 self._name_gone(dst)
                 self._tree.detach(dst)
+            self._directories_changed(src, dst_dir)
             self._tree.move(src, dst_dir, new_path)
             return
         if not src.on_remote and src.uploading():
@@ -473,6 +491,7 @@ class Vfs:
         if dst is not None:
             self._name_gone(dst)
             self._tree.detach(dst)
+        self._directories_changed(src, dst_dir)
         self._tree.move(src, dst_dir, new_path)
 
     # ----- files ----------------------------------------------------------------------

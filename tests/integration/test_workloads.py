@@ -140,6 +140,12 @@ def test_rsync_archive_then_nothing_to_do(
     run("rsync", "-a", f"{source}/", f"{target}/")
     changes = run("rsync", "-a", "--dry-run", "--itemize-changes", f"{source}/", f"{target}/")
     assert changes == ""
+    # The server kept modes, owners and times (directories' too): a fresh mount agrees.
+    mounted.unmount()
+    again, _ = volume()
+    target = again.mountpoint / "copy"
+    changes = run("rsync", "-a", "--dry-run", "--itemize-changes", f"{source}/", f"{target}/")
+    assert changes == ""
 
 
 def test_sqlite_database_survives_a_remount(volume: Callable[[], tuple[Mounted, Path]]) -> None:

@@ -260,3 +260,11 @@ async def test_metadata_extension_shows_a_virtual_json_file(env: Env) -> None:
     fh = await vfs.opendir(ROOT_INODE)
     assert [name for name, _ in await vfs.readdir(fh, 0)] == ["f"]  # not listed
     assert await errno_of(vfs.lookup(ROOT_INODE, "g.metadata")) == errno.ENOENT
+
+
+async def test_directory_times_are_kept_with_metadata(env: Env) -> None:
+    vfs = await env.vfs(metadata=True)
+    attr = await vfs.mkdir(ROOT_INODE, "d", mode=0o750)
+    await vfs.setattr(attr.inode, mtime=123.0)
+    meta = (await env.storage.stat("d")).metadata
+    assert meta is not None and (meta.mode, meta.mtime) == (0o750, 123.0)
