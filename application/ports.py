@@ -12,8 +12,9 @@ Conventions shared by every `RemoteStorage`:
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from domain.metadata import FileMetadata
 from domain.rclone_config import RcloneConfig
 from domain.remote_entry import RemoteEntry
 from domain.volume import BackendSpec, Volume
@@ -72,6 +73,33 @@ class RemoteStorage(Protocol):
 
     async def aclose(self) -> None:
         """Release connections; the storage is not used afterwards."""
+        ...
+
+
+@runtime_checkable
+class SupportsMetadata(Protocol):
+    """A `RemoteStorage` that keeps modes, owners and times (`--metadata`).
+
+    Optional: the VFS checks for it at run time, so storages (and wrappers) that
+    cannot keep metadata need not know of it."""
+
+    async def set_metadata(self, path: str, metadata: FileMetadata) -> None:
+        """Store the fields of `metadata` that are not None on `path` (file or
+        directory); the others stay as they are. A field the backend cannot
+        represent raises OSError(EOVERFLOW or EPERM) naming it."""
+        ...
+
+
+@runtime_checkable
+class SupportsHardLinks(Protocol):
+    """A `RemoteStorage` that may make hard links (SFTP's hardlink@openssh.com)."""
+
+    async def hard_links_supported(self) -> bool:
+        """Whether `hard_link` can work on this remote (asks the server once)."""
+        ...
+
+    async def hard_link(self, src: str, dst: str) -> None:
+        """Make `dst` a new name of the file `src`. FileExistsError if `dst` exists."""
         ...
 
 

@@ -21,6 +21,8 @@ Scenarios (--scenarios, comma-separated; default all):
   memory  peak memory (VmHWM) of the process serving the mount while streaming
           the --size-mib file, default flags
   list    ls -l of a directory of --files files, cold and warm
+  tar     tar -x in a container of a 5,000-file tree, cache mode writes, against
+          rclone (writes) and sshfs (issue 11; only when named: --scenarios tar)
 
 S3 scenarios (--backend s3, or name them in --scenarios; sshfs does not take part):
   s3-read   sequential read of an --s3-mib object, cache mode off

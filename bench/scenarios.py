@@ -8,6 +8,7 @@ remote, `s3-read` on the S3 one (see `BACKENDS`)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import subprocess
 import time
@@ -497,6 +498,75 @@ def peak_memory(bench: Bench, cfg: Config) -> list[Result]:
     ]
 
 
+TAR_FILES = 5000  # issue 11's tree
+
+
+def tar_extract(bench: Bench, cfg: Config) -> list[Result]:
+    """Issue 11: `tar -x` in a container of a TAR_FILES-file tree (100 directories
+    of 1-4 KiB files) into a fresh volume, cache mode writes, against rclone in
+    mode writes and sshfs; the figure is the container's run (uploads continue
+    after it in writes mode, for cloudvol and rclone alike)."""
+    src = source_dir(bench)
+    archive = src / f"tree-{TAR_FILES}.tar"
+    if not archive.exists():
+        tree = bench.root / "tar-tree"
+        for i in range(TAR_FILES):
+            directory = tree / f"d{i % 100:03d}"
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / f"f{i:05d}").write_bytes(os.urandom(1024 + (i % 4) * 1024))
+        subprocess.run(["tar", "-cf", str(archive), "-C", str(tree), "."], check=True)
+    image = bench.docker.image
+    script = f"tar -xf /src/{archive.name} -C /data"
+    remote = bench.sftp
+
+    def run(*args: str) -> float:
+        def go() -> None:
+            proc = bench.container(*args)
+            _, err = proc.communicate(timeout=3600)
+            if proc.returncode != 0:
+                raise RuntimeError(f"container failed: {err.decode().strip()}")
+
+        return timed(go)
+
+    def once(mount_data: Callable[[str], contextlib.AbstractContextManager[str]]) -> float:
+        remote_dir = unique("t")
+        remote.make_dir(remote_dir)
+        try:
+            with mount_data(remote_dir) as data:
+                return run("-v", f"{data}:/data", "-v", f"{src}:/src:ro", image, "sh", "-c", script)
+        finally:
+            remote.remove_tree(remote_dir)
+
+    def on_volume(target: VolumeTarget) -> Figure:
+        return median_of(cfg.repeat, lambda: once(lambda d: bench.volume(target, remote, d)))
+
+    @contextlib.contextmanager
+    def sshfs_data(remote_dir: str) -> Iterator[str]:
+        with bench.sshfs(remote_dir) as (mountpoint, _pid):
+            yield str(mountpoint)
+
+    figures = {
+        "cloudvol": attempt(
+            "cloudvol (writes)", partial(on_volume, bench.cloudvol_target("writes"))
+        )
+    }
+    if "rclone" in cfg.targets:
+        figures["rclone (writes)"] = attempt(
+            "rclone (writes)", partial(on_volume, bench.rclone_target("writes"))
+        )
+    if "sshfs" in cfg.targets:
+        figures["sshfs"] = attempt("sshfs", lambda: median_of(cfg.repeat, lambda: once(sshfs_data)))
+    return [
+        result(
+            f"tar -x of {TAR_FILES} files (15 MiB) in a container, cache mode writes",
+            "s",
+            False,
+            figures,
+            {},
+        )
+    ]
+
+
 def prefix(backend: str) -> str:
     """How a scenario's row names its backend: SFTP rows keep their issue-4 names."""
     return "S3: " if backend == "s3" else ""
@@ -514,6 +584,7 @@ SCENARIOS: dict[str, Scenario] = {
     "s3-read": partial(sequential_read, backend="s3"),
     "s3-write": partial(sequential_write, backend="s3"),
     "s3-list": partial(listing, backend="s3"),
+    "tar": tar_extract,  # issue 11; run by name (--scenarios tar)
 }
 # The scenarios `--backend` selects.
 BACKENDS: dict[str, list[str]] = {

@@ -177,6 +177,20 @@ OPTIONS: tuple[OptionDecl, ...] = (
                "Read-ahead buffer per open file"),
     OptionDecl("transfers", _G, "transfers", ValueType.INT, 4,
                "Uploads run at the same time"),
+    # --- symlinks and metadata (issue 11 §1, §3) ---
+    OptionDecl("links", _G, "links", _B, False,
+               "Translate symlinks to/from regular files with a '.rclonelink' extension",
+               short="l"),
+    OptionDecl("vfs-links", _V, "links", _B, False,
+               "Translate symlinks to/from regular files with a '.rclonelink' extension "
+               "for the VFS (the same as --links here)"),
+    OptionDecl("link-perms", _V, "link_perms", _MODE, 0o777, "Permission bits of symlinks"),
+    OptionDecl("metadata", _G, "metadata", _B, False,
+               "Keep modes, owners and times of files on the remote (chmod, chown, utimes)",
+               short="M"),
+    OptionDecl("vfs-metadata-extension", _V, "metadata_extension", _STR, "",
+               "Show each file's metadata as JSON in a virtual file with this extension "
+               "added to its name (e.g. .metadata); not listed, found by name"),
 )  # fmt: skip
 
 _BY_NAME: dict[str, OptionDecl] = {decl.name: decl for decl in OPTIONS}

@@ -69,6 +69,11 @@ class VfsOptions:
     disk_space_total_size: int = UNLIMITED
     buffer_size: int = 16 * 1024 * 1024
     transfers: int = 4
+    # Issue 11 §1 and §3: symlinks as .rclonelink files, and POSIX metadata.
+    links: bool = False
+    link_perms: int = 0o777
+    metadata: bool = False
+    metadata_extension: str = ""
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ the test says, and waiting for a condition with a deadline."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -42,3 +43,11 @@ async def eventually(condition: Callable[[], bool], within: float = 10.0) -> Non
     while not condition():
         assert loop.time() < end, "condition not met in time"
         await asyncio.sleep(0.02)
+
+
+def until(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """`eventually` for tests without an event loop (real mounts, processes)."""
+    end = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < end, "condition not met in time"
+        time.sleep(0.02)

@@ -34,6 +34,7 @@ from pyfuse3 import (
 
 from adapters.fuse.op_stats import FUSE_OPERATIONS
 from application.vfs import NodeAttr, Vfs
+from domain.metadata import FileMetadata
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -108,7 +109,7 @@ class FuseOperations(pyfuse3.Operations):
         entry.st_blksize = 128 * 1024  # the kernel's request size: a hint for stdio buffers
         entry.st_blocks = attr.blocks
         mtime_ns = int(attr.mtime * _NS)
-        entry.st_atime_ns = mtime_ns
+        entry.st_atime_ns = mtime_ns if attr.atime is None else int(attr.atime * _NS)
         entry.st_mtime_ns = mtime_ns
         entry.st_ctime_ns = mtime_ns
         return entry
@@ -135,12 +136,19 @@ class FuseOperations(pyfuse3.Operations):
         fh: FileHandleT | None,
         ctx: RequestContext,
     ) -> EntryAttributes:
+        metadata = FileMetadata(
+            mode=attr.st_mode & 0o7777 if fields.update_mode else None,
+            uid=attr.st_uid if fields.update_uid else None,
+            gid=attr.st_gid if fields.update_gid else None,
+            atime=attr.st_atime_ns / _NS if fields.update_atime else None,
+        )
         result = await self._vfs.setattr(
             inode,
             size=attr.st_size if fields.update_size else None,
             mtime=attr.st_mtime_ns / _NS if fields.update_mtime else None,
             fh=fh,
             mode_change=fields.update_mode or fields.update_uid or fields.update_gid,
+            metadata=metadata,
         )
         return self._entry(result)
 
@@ -164,7 +172,38 @@ class FuseOperations(pyfuse3.Operations):
     async def mkdir(
         self, parent_inode: InodeT, name: FileNameT, mode: ModeT, ctx: RequestContext
     ) -> EntryAttributes:
-        return self._entry(await self._vfs.mkdir(parent_inode, _name(name)))
+        return self._entry(
+            await self._vfs.mkdir(
+                parent_inode, _name(name), mode=mode & ~ctx.umask, uid=ctx.uid, gid=ctx.gid
+            )
+        )
+
+    @_fuse_errors
+    async def symlink(
+        self, parent_inode: InodeT, name: FileNameT, target: FileNameT, ctx: RequestContext
+    ) -> EntryAttributes:
+        attr = await self._vfs.symlink(
+            parent_inode, _name(name), os.fsdecode(target), uid=ctx.uid, gid=ctx.gid
+        )
+        return self._entry(attr)
+
+    @_fuse_errors
+    async def readlink(self, inode: InodeT, ctx: RequestContext) -> FileNameT:
+        return FileNameT(os.fsencode(await self._vfs.readlink(inode)))
+
+    @_fuse_errors
+    async def link(
+        self, inode: InodeT, new_parent_inode: InodeT, new_name: FileNameT, ctx: RequestContext
+    ) -> EntryAttributes:
+        return self._entry(await self._vfs.link(inode, new_parent_inode, _name(new_name)))
+
+    @_fuse_errors
+    async def mknod(
+        self, parent_inode: InodeT, name: FileNameT, mode: ModeT, rdev: int, ctx: RequestContext
+    ) -> EntryAttributes:
+        # No remote here stores FIFOs, sockets or devices; a local disk that
+        # cannot either says EPERM (ENOSYS would read as a broken mount).
+        raise FUSEError(errno.EPERM)
 
     @_fuse_errors
     async def rmdir(self, parent_inode: InodeT, name: FileNameT, ctx: RequestContext) -> None:
@@ -206,7 +245,9 @@ class FuseOperations(pyfuse3.Operations):
         flags: FlagT,
         ctx: RequestContext,
     ) -> tuple[FileInfo, EntryAttributes]:
-        fh, attr = await self._vfs.create(parent_inode, _name(name), flags)
+        fh, attr = await self._vfs.create(
+            parent_inode, _name(name), flags, mode=mode & ~ctx.umask, uid=ctx.uid, gid=ctx.gid
+        )
         return FileInfo(fh=fh), self._entry(attr)
 
     @_fuse_errors

@@ -26,6 +26,7 @@ import anyio.to_thread
 
 from adapters.storage.relpath import components
 from domain.errors import OptionError, RemoteUnavailable
+from domain.metadata import FileMetadata
 from domain.paths import basename, parent_of
 from domain.remote_entry import RemoteEntry
 from domain.volume import BackendSpec
@@ -41,9 +42,34 @@ async def _io(func: Callable[[], T]) -> T:
 
 def _entry(name: str, st: os.stat_result) -> RemoteEntry:
     is_dir = stat_mod.S_ISDIR(st.st_mode)
-    return RemoteEntry(
-        name=name, is_dir=is_dir, size=0 if is_dir else st.st_size, mtime=st.st_mtime
+    metadata = FileMetadata(
+        mode=stat_mod.S_IMODE(st.st_mode),
+        uid=st.st_uid,
+        gid=st.st_gid,
+        atime=st.st_atime_ns / 1e9,
+        mtime=st.st_mtime_ns / 1e9,
     )
+    return RemoteEntry(
+        name=name,
+        is_dir=is_dir,
+        size=0 if is_dir else st.st_size,
+        mtime=st.st_mtime,
+        metadata=metadata,
+        nlink=st.st_nlink,
+    )
+
+
+def _set_metadata(local: str, wanted: FileMetadata) -> None:
+    if wanted.mode is not None:
+        os.chmod(local, wanted.mode & 0o7777)
+    if wanted.uid is not None or wanted.gid is not None:
+        uid = wanted.uid if wanted.uid is not None else -1
+        os.chown(local, uid, wanted.gid if wanted.gid is not None else -1)
+    if wanted.atime is not None or wanted.mtime is not None:
+        st = os.stat(local)
+        atime_ns = round(wanted.atime * 1e9) if wanted.atime is not None else st.st_atime_ns
+        mtime_ns = round(wanted.mtime * 1e9) if wanted.mtime is not None else st.st_mtime_ns
+        os.utime(local, ns=(atime_ns, mtime_ns))
 
 
 class LocalStorage:
@@ -141,6 +167,17 @@ class LocalStorage:
     async def set_mtime(self, path: str, mtime: float) -> None:
         local = self._local(path)
         await _io(lambda: os.utime(local, (mtime, mtime)))
+
+    async def set_metadata(self, path: str, metadata: FileMetadata) -> None:
+        local = self._local(path)
+        await _io(lambda: _set_metadata(local, metadata))
+
+    async def hard_links_supported(self) -> bool:
+        return True
+
+    async def hard_link(self, src: str, dst: str) -> None:
+        old, new = self._local(src), self._local(dst)
+        await _io(lambda: os.link(old, new))
 
     async def aclose(self) -> None:
         pass  # nothing held between calls

@@ -49,6 +49,7 @@ from adapters.storage.storage_common import (
 )
 from application.ports import RemoteReader, RemoteStorage, RemoteWriter
 from domain.errors import OptionError, RemoteUnavailable
+from domain.metadata import FileMetadata, from_rclone_keys, to_rclone_keys
 from domain.paths import basename, parent_of
 from domain.remote_entry import RemoteEntry
 from domain.volume import BackendSpec
@@ -109,11 +110,14 @@ class S3Storage:
                 mtime = None
         if mtime is None:
             mtime = to_timestamp(head.get("LastModified"))
+        # Only a HEAD has user metadata; a listing's entry shows none.
+        kept = from_rclone_keys({k: v for k, v in meta.items() if k != _MTIME_KEY})
         return RemoteEntry(
             name=name,
             is_dir=False,
             size=int(head.get("ContentLength", head.get("Size", 0))),
             mtime=self._created if mtime is None else mtime,
+            metadata=None if "Metadata" not in head else kept.merged(FileMetadata(mtime=mtime)),
         )
 
     def _dir_entry(self, name: str) -> RemoteEntry:
@@ -301,6 +305,28 @@ class S3Storage:
         key = self._key(path)
         size = int(head.get("ContentLength", 0))
         await self.objects.copy(key, key, size, path, (metadata, head.get("ContentType") or ""))
+
+    # SupportsMetadata
+
+    async def set_metadata(self, path: str, metadata: FileMetadata) -> None:
+        """rclone's keys as user metadata (X-Amz-Meta-Mode, -Uid, -Gid, -Atime;
+        the time of -Mtime as set_mtime writes it), by a server-side copy of
+        the object onto itself. Directories are prefixes: nothing to keep."""
+        head = await self._head(path)
+        if head is None:
+            if components(path) and await self.objects.guard(path, self._has_keys_under(path)):
+                return  # directories keep their metadata in the VFS
+            raise FileNotFoundError(errno.ENOENT, "no such file or directory", path)
+        keys = dict(head.get("Metadata") or {})
+        for key, value in to_rclone_keys(metadata).items():
+            keys[key] = value
+        if metadata.mode is not None:
+            keys["mode"] = f"{0o100000 | (metadata.mode & 0o7777):o}"  # as rclone's local backend
+        if metadata.mtime is not None:
+            keys[_MTIME_KEY] = f"{metadata.mtime:.9f}"
+        key = self._key(path)
+        size = int(head.get("ContentLength", 0))
+        await self.objects.copy(key, key, size, path, (keys, head.get("ContentType") or ""))
 
     async def aclose(self) -> None:
         await self.client.aclose()

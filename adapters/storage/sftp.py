@@ -32,12 +32,14 @@ from adapters.storage.library_logs import cap_at_info
 from adapters.storage.relpath import components
 from adapters.storage.sftp_connect import CONNECT_TIMEOUT, connect, server_label
 from adapters.storage.sftp_errors import entry_of, has_entries, is_lost, os_error, raise_if_not_dir
+from adapters.storage.sftp_metadata import check_time, links_of, set_attributes
 from adapters.storage.sftp_options import SftpOptions
 from adapters.storage.sftp_pool import SftpPool
 from adapters.storage.sftp_reader import SftpReader
 from adapters.storage.sftp_rename import SftpRenamer
 from adapters.storage.sftp_writer import SftpWriter
 from domain.errors import RemoteUnavailable
+from domain.metadata import FileMetadata
 from domain.paths import basename
 from domain.remote_entry import RemoteEntry
 from domain.volume import BackendSpec
@@ -60,6 +62,7 @@ class SftpStorage:
             start_timeout=connect_timeout,
         )
         self._renamer = SftpRenamer()
+        self._hard_links = True  # until the server says it has no hardlink@openssh.com
         # asyncssh.sftp logs each read and write request at DEBUG, which at -vv
         # halved read throughput; its connection-level lines stay.
         cap_at_info("asyncssh.sftp")
@@ -152,7 +155,7 @@ class SftpStorage:
                 if item.attrs.type == asyncssh.FILEXFER_TYPE_SYMLINK:
                     links.append(name)
                 else:
-                    entries.append(entry_of(name, item.attrs))
+                    entries.append(entry_of(name, item.attrs, links_of(item.longname)))
             followed = await asyncio.gather(*(follow(sftp, name) for name in links))
             entries.extend(e for e in followed if e is not None)
             return sorted(entries, key=lambda e: e.name)
@@ -225,9 +228,41 @@ class SftpStorage:
         remote = self._remote(path)
 
         async def op(sftp: asyncssh.SFTPClient) -> None:
+            check_time("mtime", mtime)  # EOVERFLOW outside SFTP's 32-bit range
             await sftp.utime(remote, (mtime, mtime))
 
         await self._run(path, op, idempotent=True)
+
+    # SupportsMetadata
+
+    async def set_metadata(self, path: str, metadata: FileMetadata) -> None:
+        remote = self._remote(path)
+
+        async def op(sftp: asyncssh.SFTPClient) -> None:
+            await set_attributes(sftp, remote, metadata)
+
+        await self._run(path, op, idempotent=True)
+
+    # SupportsHardLinks
+
+    async def hard_links_supported(self) -> bool:
+        return self._hard_links
+
+    async def hard_link(self, src: str, dst: str) -> None:
+        old, new = self._remote(src), self._remote(dst)
+
+        async def op(sftp: asyncssh.SFTPClient) -> None:
+            try:
+                await sftp.link(old, new)
+            except asyncssh.SFTPOpUnsupported:
+                self._hard_links = False
+                raise OSError(errno.EPERM, "the SFTP server has no hardlink@openssh.com") from None
+            except asyncssh.SFTPFailure as exc:
+                if await sftp.exists(new):
+                    raise os_error(exc, dst, errno.EEXIST) from None
+                raise
+
+        await self._run(src, op, idempotent=False)
 
     async def aclose(self) -> None:
         await self.pool.aclose()

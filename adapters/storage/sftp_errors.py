@@ -8,6 +8,7 @@ import os
 
 import asyncssh
 
+from adapters.storage.sftp_metadata import metadata_of
 from domain.remote_entry import RemoteEntry
 
 _LOST_CODES = {asyncssh.FX_CONNECTION_LOST, asyncssh.FX_NO_CONNECTION}
@@ -70,11 +71,13 @@ async def has_entries(sftp: asyncssh.SFTPClient, remote: str) -> bool:
         return False
 
 
-def entry_of(name: str, attrs: asyncssh.SFTPAttrs) -> RemoteEntry:
+def entry_of(name: str, attrs: asyncssh.SFTPAttrs, nlink: int = 1) -> RemoteEntry:
     mtime = float(attrs.mtime or 0) + (attrs.mtime_ns or 0) / 1e9
     return RemoteEntry(
         name=name,
         is_dir=attrs.type == asyncssh.FILEXFER_TYPE_DIRECTORY,
         size=attrs.size or 0,
         mtime=mtime,
+        metadata=metadata_of(attrs),
+        nlink=nlink,
     )

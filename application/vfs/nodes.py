@@ -13,6 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
+from domain.links import link_file_name
+from domain.metadata import FileMetadata
+from domain.remote_entry import RemoteEntry
 from domain.volume import VfsOptions
 
 ROOT_INODE = 1
@@ -32,6 +35,8 @@ class NodeAttr:
     gid: int
     nlink: int
     blocks: int
+    is_link: bool = False
+    atime: float | None = None  # None: the same as mtime
 
 
 # How long an operation waits for an uncached upload of its file to land.
@@ -96,6 +101,23 @@ class Node:
         # Files: False while a file created through the VFS is not yet on the remote.
         self.on_remote = True
         self.unlinked = False
+        # Symlinks (--links): stored as `<path>.rclonelink`; the target once read.
+        self.is_link = False
+        self.link_target: str | None = None
+        # --metadata: mode, owner and access time as the remote (or a chmod,
+        # chown or utimensat made here) has them; mtime is the node's own.
+        self.meta = FileMetadata()
+        self.meta_dirty = False  # changed here, not on the remote yet
+        self.mtime_pinned = False  # a directory's time set by utimensat (--metadata)
+        self.meta_known = False  # the remote's answer seen (S3 listings have none)
+        self.nlink = 1
+        # Hard links made through this mount: the nodes sharing this one's
+        # inode number (one list, shared by all of them).
+        self.names: list[Node] = [self]
+        # --vfs-metadata-extension: a virtual file's content, and a file's
+        # virtual metadata file once looked up (its inode number stays).
+        self.virtual_content: bytes | None = None
+        self.metadata_file: Node | None = None
         self._writers: list[Writer] = []
         # Uncached commits in progress (at a flush, or a release never flushed):
         # opens, lookups, renames and unlinks of the node wait for them.
@@ -105,6 +127,42 @@ class Node:
     @property
     def name(self) -> str:
         return self.path.rpartition("/")[2]
+
+    @property
+    def remote_path(self) -> str:
+        """Where the node is on the remote: a link is its `.rclonelink` file."""
+        return link_file_name(self.path) if self.is_link else self.path
+
+    def take_remote_details(self, entry: RemoteEntry) -> None:
+        """Link flag, metadata and link count from a fresh listing or stat
+        (size and time are the caller's: local changes may know better)."""
+        if self.is_link and (entry.size != self._size or entry.mtime != self._mtime):
+            self.link_target = None  # changed on the remote: read it again
+        self.is_link = entry.is_link
+        if entry.metadata is not None and not self.meta_dirty:
+            self.meta = entry.metadata
+            self.meta_known = True
+        self.nlink = entry.nlink
+
+    def add_name(self, other: Node) -> None:
+        """`other` is a new hard link to this node: it takes the same inode."""
+        other.inode = self.inode
+        other.names = self.names
+        self.names.append(other)
+        for node in self.names:
+            node.nlink = max(node.nlink + 1, len(self.names))
+
+    def drop_name(self) -> Node | None:
+        """This name went (unlink, or replaced by a rename): the other name
+        that answers to the inode from now on, if any."""
+        others = self.names
+        if len(others) == 1:
+            return None
+        others.remove(self)
+        for node in others:
+            node.nlink = max(1, node.nlink - 1)
+        self.names = [self]
+        return others[0]
 
     # ----- size and time ------------------------------------------------------------
 
@@ -205,18 +263,37 @@ class Node:
 
     def attr(self, options: VfsOptions) -> NodeAttr:
         # rclone's rule: the permission flags with the umask bits cleared.
-        if self.is_dir:
+        if self.is_link:
+            # Not through the umask: a Linux symlink is 0777 whatever the umask,
+            # and tools that compare modes (rsync -a) expect that.
+            mode = stat.S_IFLNK | (options.link_perms & 0o7777)
+        elif self.is_dir:
             mode = stat.S_IFDIR | (options.dir_perms & ~options.umask & 0o7777)
         else:
             mode = stat.S_IFREG | (options.file_perms & ~options.umask & 0o7777)
+        uid, gid, atime = options.uid, options.gid, None
+        if self.virtual_content is not None:
+            mode = stat.S_IFREG | (0o444 & ~options.umask)
+        elif options.metadata:
+            # What the remote keeps wins; a link's own bits are its link-perms.
+            meta = self.meta
+            if meta.mode is not None and not self.is_link:
+                mode = stat.S_IFMT(mode) | meta.mode
+            uid = meta.uid if meta.uid is not None else uid
+            gid = meta.gid if meta.gid is not None else gid
+            atime = meta.atime
         return NodeAttr(
             inode=self.inode,
             is_dir=self.is_dir,
             mode=mode,
             size=self.size,
             mtime=self.mtime,
-            uid=options.uid,
-            gid=options.gid,
-            nlink=1,  # like rclone: counting subdirectories would need a listing per stat
+            uid=uid,
+            gid=gid,
+            # Like rclone, directories count 1 (subdirectories would need a
+            # listing per stat); files count the server's hard links.
+            nlink=self.nlink if not self.is_dir else 1,
             blocks=(self.size + BLOCK_SIZE - 1) // BLOCK_SIZE,
+            is_link=self.is_link,
+            atime=atime,
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import time
+from collections.abc import Callable
 
 from loguru import logger
 
@@ -32,12 +33,15 @@ class FileOpener:
         tree: DirectoryTree,
         *,
         slow_modtime: bool,
+        after_commit: Callable[[Node], None] | None = None,
     ) -> None:
+        """`after_commit`: told of each uncached upload that reached the remote."""
         self._storage = storage
         self._options = options
         self._cache = cache
         self._tree = tree
         self._slow_modtime = slow_modtime
+        self._after_commit = after_commit
 
     async def create(self, parent: Node, name: str, flags: int) -> tuple[Node, Handle]:
         """Create the file `name` in `parent` (not there yet) and open it."""
@@ -143,6 +147,8 @@ class FileOpener:
         node.on_remote = True
         if not node.unlinked and node.parent is not None:
             self._tree.attach(node.parent, node)
+        if self._after_commit is not None:
+            self._after_commit(node)
 
     def _upload_failed(self, node: Node) -> None:
         # A new file that never reached the remote: drop it, as rclone does.

@@ -17,6 +17,7 @@ from loguru import logger
 from application.ports import RemoteStorage
 from application.vfs.cache.null import FileCache
 from application.vfs.nodes import ROOT_INODE, Node
+from domain.links import show_links
 from domain.paths import join
 from domain.volume import VfsOptions
 
@@ -67,6 +68,11 @@ class DirectoryTree:
         self._next_inode += 1
         self._nodes[node.inode] = node
         return node
+
+    def rebind(self, node: Node) -> None:
+        """`node` answers to its inode number from now on (the other name of a
+        hard link that was unlinked)."""
+        self._nodes[node.inode] = node
 
     def node_at(self, path: str) -> Node | None:
         """The node already known for `path`, without listing anything."""
@@ -129,6 +135,8 @@ class DirectoryTree:
                 assert d.children is not None
                 return d.children
             entries = await self._storage.list_dir(d.path)
+            if self._options.links:
+                entries = show_links(entries)
             old = d.children or {}
             new: dict[str, Node] = {}
             for entry in entries:
@@ -137,7 +145,11 @@ class DirectoryTree:
                     logger.warning("{!r}: skipping unusable name {!r}", d.path, name)
                     continue
                 child = old.get(name)
-                if child is not None and child.is_dir == entry.is_dir:
+                if child is not None and (child.is_dir, child.is_link) == (
+                    entry.is_dir,
+                    entry.is_link,
+                ):
+                    child.take_remote_details(entry)
                     # An upload in progress, or local changes, know better.
                     if child.writers == 0:
                         if not self._cache.holds_local_changes(child.path):
@@ -147,6 +159,7 @@ class DirectoryTree:
                         child.on_remote = True
                 else:
                     child = self.new_node(d, name, entry.is_dir, entry.size, entry.mtime)
+                    child.take_remote_details(entry)
                     self._follow_local_copy(child)
                 new[name] = child
             for name, child in old.items():
@@ -168,7 +181,7 @@ class DirectoryTree:
 
     def _follow_local_copy(self, node: Node) -> None:
         """Give a file node the size and time of its local changes, if any."""
-        if node.is_dir:
+        if node.is_dir or node.is_link:
             return
         item = self._cache.item(node.path)
         if item is not None and item.holds_local_changes:

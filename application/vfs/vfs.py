@@ -21,18 +21,24 @@ from collections.abc import Callable
 
 from loguru import logger
 
-from application.ports import CacheStore, RemoteStorage
+from application.ports import CacheStore, RemoteStorage, SupportsHardLinks
 from application.vfs.cache import VfsCache
 from application.vfs.cache.null import FileCache, NullCache
 from application.vfs.errors import errno_boundary
 from application.vfs.handles import Handle
+from application.vfs.metadata import MetadataKeeper
+from application.vfs.metadata_files import BytesHandle, MetadataFiles
 from application.vfs.nodes import ROOT_INODE, Node, NodeAttr
 from application.vfs.opening import FileOpener
 from application.vfs.statfs import FsStats, fs_stats
+from application.vfs.symlinks import Symlinks
 from application.vfs.tree import DirectoryTree
 from domain.cache_record import CacheRecord
 from domain.errors import OptionError
+from domain.links import link_file_name
+from domain.metadata import FileMetadata
 from domain.paths import join
+from domain.posix_names import check_name_length
 from domain.volume import CacheMode, VfsOptions
 
 
@@ -69,9 +75,19 @@ class Vfs:
                 retry_base=upload_retry_base,
             )
         self._tree = DirectoryTree(storage, options, self.cache, clock)
+        self._metadata = MetadataKeeper(storage, options)
         self._opener = FileOpener(
-            storage, options, self.cache, self._tree, slow_modtime=slow_modtime
+            storage,
+            options,
+            self.cache,
+            self._tree,
+            slow_modtime=slow_modtime,
+            after_commit=self._metadata.after_upload,
         )
+        self._symlinks = Symlinks(storage, options, self._tree)
+        self._metadata_files = MetadataFiles(options, self._tree, self._metadata)
+        self._hard_links = storage if isinstance(storage, SupportsHardLinks) else None
+        self._said_no_hard_links = False
         self._clock = clock
         self._handles: dict[int, Handle] = {}
         self._dir_handles: dict[int, list[tuple[str, Node]]] = {}
@@ -122,6 +138,7 @@ class Vfs:
         if node is not None and not node.is_dir:
             node.settle_local()
             node.on_remote = True
+            self._metadata.after_upload(node)
 
     def _need_writable(self, what: str) -> None:
         if self.options.read_only:
@@ -136,8 +153,16 @@ class Vfs:
             return parent.attr(self.options)
         if name == "..":
             return (parent.parent or parent).attr(self.options)
-        node = await self._tree.child(parent, name)
+        check_name_length(name)
+        try:
+            node = await self._tree.child(parent, name)
+        except FileNotFoundError:
+            virtual = await self._metadata_files.lookup(parent, name)
+            if virtual is None:
+                raise
+            return virtual.attr(self.options)
         await self._settle_commit(node, must=False)  # its size once committed
+        await self._metadata.learn(node)
         return node.attr(self.options)
 
     @errno_boundary
@@ -163,19 +188,41 @@ class Vfs:
         mtime: float | None = None,
         fh: int | None = None,
         mode_change: bool = False,
+        metadata: FileMetadata | None = None,
     ) -> NodeAttr:
-        """Truncate and set times. Mode and owner changes are accepted and
-        ignored, as rclone does: permissions come from the mount's options."""
+        """Truncate and set times. Mode, owner and access time (`metadata`,
+        `mode_change` saying one was asked for) are kept with --metadata, and
+        else accepted and ignored, as rclone does: permissions then come from
+        the mount's options."""
         node = self._tree.node(inode)
-        if size is not None or mtime is not None or mode_change:
+        changes = metadata or FileMetadata()
+        if node.virtual_content is not None:
+            raise OSError(errno.EACCES, f"{node.path!r} is read-only")
+        if size is not None or mtime is not None or mode_change or not changes.empty:
             self._need_writable("setattr")
         if size is not None:
             if fh is None:
                 await self._settle_commit(node)
             await self._truncate(node, size, self._handles.get(fh) if fh is not None else None)
         if mtime is not None and not self.options.no_modtime:
-            await self._set_mtime(node, mtime)
+            if node.is_link:
+                await self._storage.set_mtime(node.remote_path, mtime)
+                node.mtime = mtime
+            else:
+                await self._set_mtime(node, mtime)
+        if not changes.empty:
+            await self._metadata.change(node, changes, remote_current=self._remote_current(node))
         return node.attr(self.options)
+
+    def _remote_current(self, node: Node) -> bool:
+        """The remote holds the node as the user sees it: no upload pending."""
+        if node.is_dir or node.is_link:
+            return True
+        return (
+            node.on_remote
+            and not node.pending_writers()
+            and not self.cache.holds_local_changes(node.path)
+        )
 
     async def _truncate(self, node: Node, size: int, handle: Handle | None) -> None:
         if node.is_dir:
@@ -234,7 +281,11 @@ class Vfs:
                 writer.pending_mtime = mtime  # applied once the upload is committed
         elif not node.is_dir and node.on_remote:
             await self._storage.set_mtime(node.path, mtime)
-        # Directories keep their time in memory only, as in rclone.
+        elif node.is_dir and self._metadata.enabled:
+            # --metadata keeps a directory's time where the remote can (rsync -a
+            # compares them); without it, in memory only, as in rclone.
+            await self._metadata.change(node, FileMetadata(mtime=mtime), remote_current=True)
+            self._metadata.pin_directory_time(node)
         node.mtime = mtime
 
     @errno_boundary
@@ -262,8 +313,12 @@ class Vfs:
         self._dir_handles.pop(fh, None)
 
     @errno_boundary
-    async def mkdir(self, parent_inode: int, name: str) -> NodeAttr:
+    async def mkdir(
+        self, parent_inode: int, name: str, *, mode: int = 0o777, uid: int = 0, gid: int = 0
+    ) -> NodeAttr:
+        """`mode`, `uid`, `gid`: the creator's, kept with --metadata."""
         self._need_writable("mkdir")
+        check_name_length(name)
         parent = self._tree.directory(parent_inode)
         path = join(parent.path, name)
         if self._tree.find(await self._tree.listing(parent), name) is not None:
@@ -273,25 +328,118 @@ class Vfs:
         node.children = {}  # known empty: no need to list it
         node.listed_at = self._clock()
         self._tree.attach(parent, node)
+        self._metadata.touched(parent)
+        self._metadata.created(node, mode, uid, gid)
+        await self._metadata.apply_now(node)
         return node.attr(self.options)
+
+    @errno_boundary
+    async def symlink(
+        self, parent_inode: int, name: str, target: str, *, uid: int = 0, gid: int = 0
+    ) -> NodeAttr:
+        """A symlink, stored as `name.rclonelink` (needs --links)."""
+        self._need_writable("symlink")
+        parent = self._tree.directory(parent_inode)
+        if self._tree.find(await self._tree.listing(parent), name) is not None:
+            raise OSError(errno.EEXIST, f"{join(parent.path, name)!r} exists")
+        node = await self._symlinks.create(parent, name, target)
+        self._metadata.touched(parent)
+        if self._metadata.enabled:
+            # A link's mode is --link-perms; its owner is kept like a file's.
+            node.meta = FileMetadata(uid=uid, gid=gid)
+            node.meta_dirty = True
+            await self._metadata.apply_now(node)
+        return node.attr(self.options)
+
+    @errno_boundary
+    async def readlink(self, inode: int) -> str:
+        return await self._symlinks.target(self._tree.node(inode))
+
+    @errno_boundary
+    async def link(self, inode: int, new_parent_inode: int, new_name: str) -> NodeAttr:
+        """A hard link: made on the server where it can (SFTP with
+        hardlink@openssh.com), else EPERM, as a file system without hard links
+        answers. Both names then show the same inode while the mount lasts."""
+        self._need_writable("link")
+        node = self._tree.node(inode)
+        parent = self._tree.directory(new_parent_inode)
+        check_name_length(new_name, link_file_name(new_name) if node.is_link else None)
+        if node.is_dir:
+            raise OSError(errno.EPERM, f"{node.path!r} is a directory")
+        if self._tree.find(await self._tree.listing(parent), new_name) is not None:
+            raise OSError(errno.EEXIST, f"{join(parent.path, new_name)!r} exists")
+        if self._hard_links is None or not await self._hard_links.hard_links_supported():
+            if not self._said_no_hard_links:
+                self._said_no_hard_links = True
+                logger.info("link: this remote cannot make hard links (EPERM)")
+            raise OSError(errno.EPERM, "hard links are not supported by this remote")
+        await self._upload_now(node)
+        new_path = join(parent.path, new_name)
+        await self._hard_links.hard_link(
+            node.remote_path, link_file_name(new_path) if node.is_link else new_path
+        )
+        alias = self._tree.new_node(parent, new_name, False, node.size, node.mtime)
+        alias.is_link, alias.link_target = node.is_link, node.link_target
+        alias.meta = node.meta
+        # The kernel expects the inode it linked: the new name answers to it too.
+        node.add_name(alias)
+        self._tree.attach(parent, alias)
+        self._metadata.touched(parent)
+        return alias.attr(self.options)
+
+    def _directories_changed(self, moved: Node, new_parent: Node) -> None:
+        """A rename changed both directories' times on the server."""
+        self._metadata.touched(new_parent)
+        if moved.parent is not None:
+            self._metadata.touched(moved.parent)
+
+    def _name_gone(self, node: Node) -> None:
+        """`node` was unlinked or replaced: another hard link of it, if any,
+        now answers to its inode."""
+        node.unlinked = True
+        if node.parent is not None:
+            self._metadata.touched(node.parent)
+        survivor = node.drop_name()
+        if survivor is not None:
+            self._tree.rebind(survivor)
+
+    async def _upload_now(self, node: Node) -> None:
+        """Put the file's pending changes on the remote first: a hard link is
+        made there, to what the remote holds."""
+        await self._settle_commit(node)
+        if node.pending_writers() or (not node.on_remote and self.cache.item(node.path) is None):
+            raise OSError(errno.EBUSY, f"{node.path!r} is being written")
+        if self.cache.holds_local_changes(node.path) or not node.on_remote:
+            await self.cache.upload_now(node.path)
+        if not node.on_remote:
+            raise OSError(errno.EIO, f"{node.path!r} could not be uploaded")
 
     @errno_boundary
     async def rmdir(self, parent_inode: int, name: str) -> None:
         self._need_writable("rmdir")
+        check_name_length(name)
         node = await self._tree.child(self._tree.directory(parent_inode), name)
         if not node.is_dir:
             raise OSError(errno.ENOTDIR, f"{node.path!r} is not a directory")
         if node.children and any(not c.on_remote for c in node.children.values()):
             raise OSError(errno.ENOTEMPTY, f"{node.path!r} holds files being written")
         await self._storage.rmdir(node.path)
+        if node.parent is not None:
+            self._metadata.touched(node.parent)
         self._tree.detach(node)
 
     @errno_boundary
     async def unlink(self, parent_inode: int, name: str) -> None:
         self._need_writable("unlink")
+        check_name_length(name)
         node = await self._tree.child(self._tree.directory(parent_inode), name)
         if node.is_dir:
             raise OSError(errno.EISDIR, f"{node.path!r} is a directory")
+        if node.is_link:
+            await self._storage.remove(node.remote_path)
+            self._name_gone(node)
+            self._tree.detach(node)
+            return
         await self._settle_commit(node)
         await self.cache.remove(node.path)  # its upload stops first
         if node.on_remote:
@@ -301,7 +449,7 @@ class Vfs:
                 if node.writers == 0:
                     raise
         # An upload still running for it is aborted at its close, not committed.
-        node.unlinked = True
+        self._name_gone(node)
         self._tree.detach(node)
 
     @errno_boundary
@@ -318,7 +466,9 @@ class Vfs:
         self._need_writable("rename")
         if exchange:
             raise OSError(errno.EINVAL, "RENAME_EXCHANGE is not supported")
+        check_name_length(old_name)
         src = await self._tree.child(self._tree.directory(old_parent), old_name)
+        check_name_length(new_name, link_file_name(new_name) if src.is_link else None)
         await self._settle_commit(src)
         dst_dir = self._tree.directory(new_parent)
         new_path = join(dst_dir.path, new_name)
@@ -338,6 +488,21 @@ class Vfs:
                 raise OSError(errno.EISDIR, f"{new_path!r} is a directory")
             if dst.is_dir:
                 await self._storage.rmdir(dst.path)  # ENOTEMPTY when it holds anything
+            elif dst.is_link != src.is_link:
+                # A link and a file are stored under different names: the
+                # rename would not replace the other one.
+                await self.unlink(new_parent, new_name)
+                dst = None
+        if src.is_link:
+            await self._storage.rename(
+                src.remote_path, link_file_name(new_path)
+            )  # the remote replaces a link there
+            if dst is not None:
+                self._name_gone(dst)
+                self._tree.detach(dst)
+            self._directories_changed(src, dst_dir)
+            self._tree.move(src, dst_dir, new_path)
+            return
         if not src.on_remote and src.uploading():
             # An uncached write uploads to the name given at the first write.
             logger.error("{}: can't rename a file while it is being uploaded", src.path)
@@ -356,8 +521,9 @@ class Vfs:
             raise
         await self.cache.rename(src.path, new_path)
         if dst is not None:
-            dst.unlinked = True
+            self._name_gone(dst)
             self._tree.detach(dst)
+        self._directories_changed(src, dst_dir)
         self._tree.move(src, dst_dir, new_path)
 
     # ----- files ----------------------------------------------------------------------
@@ -369,10 +535,21 @@ class Vfs:
         return fh
 
     @errno_boundary
-    async def create(self, parent_inode: int, name: str, flags: int) -> tuple[int, NodeAttr]:
+    async def create(
+        self,
+        parent_inode: int,
+        name: str,
+        flags: int,
+        *,
+        mode: int = 0o666,
+        uid: int = 0,
+        gid: int = 0,
+    ) -> tuple[int, NodeAttr]:
         """Create and open a file; it is listed at once and is on the remote, if
-        only empty, once the handle is flushed (closed) or released."""
+        only empty, once the handle is flushed (closed) or released. `mode`,
+        `uid`, `gid`: the creator's, kept with --metadata."""
         self._need_writable("create")
+        check_name_length(name)
         parent = self._tree.directory(parent_inode)
         existing = self._tree.find(await self._tree.listing(parent), name)
         if existing is not None:
@@ -383,6 +560,7 @@ class Vfs:
             fh = await self._open(existing, flags)
             return fh, existing.attr(self.options)
         node, handle = await self._opener.create(parent, name, flags)
+        self._metadata.created(node, mode, uid, gid)
         return self._new_fh(handle), node.attr(self.options)
 
     @errno_boundary
@@ -392,6 +570,8 @@ class Vfs:
     async def _open(self, node: Node, flags: int) -> int:
         if node.is_dir:
             raise OSError(errno.EISDIR, f"{node.path!r} is a directory")
+        if node.virtual_content is not None:
+            return self._new_fh(BytesHandle(node, flags))
         # A commit in progress would race this open's view of the remote file.
         await self._settle_commit(node, must=False)
         return self._new_fh(await self._opener.open(node, flags))
@@ -444,6 +624,7 @@ class Vfs:
     async def drain(self) -> None:
         """Upload every pending file now and wait (after the mount has gone)."""
         await self.cache.drain()
+        await self._metadata.drain()
 
     async def stop(self) -> None:
         """Cancel background work; pending uploads stay recorded on disk."""

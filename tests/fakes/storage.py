@@ -13,15 +13,19 @@ from dataclasses import dataclass, field
 
 from adapters.storage.relpath import components
 from domain.errors import OptionError, RemoteUnavailable
+from domain.metadata import FileMetadata
 from domain.paths import basename, parent_of
 from domain.remote_entry import RemoteEntry
 from domain.volume import BackendSpec
 
 
-@dataclass
+@dataclass(eq=False)
 class _File:
+    """A file's content; two paths holding the same `_File` are hard links."""
+
     data: bytearray
     mtime: float
+    meta: FileMetadata = field(default_factory=FileMetadata)
 
 
 @dataclass
@@ -36,6 +40,8 @@ class MemoryTree:
     dirs: set[str] = field(default_factory=lambda: {""})
     reachable: bool = True
     calls: list[str] = field(default_factory=list)
+    dir_meta: dict[str, FileMetadata] = field(default_factory=dict)
+    hard_links: bool = True  # False: a remote without hard links
 
     def put(self, path: str, data: bytes) -> None:
         """Arrange a file, making its missing parent directories (test setup only)."""
@@ -110,10 +116,15 @@ class MemoryStorage:
 
     def _entry(self, path: str) -> RemoteEntry:
         if path in self.tree.dirs:
-            return RemoteEntry(basename(path), True, 0, 0.0)
+            meta = self.tree.dir_meta.get(path)
+            return RemoteEntry(basename(path), True, 0, 0.0, metadata=meta)
         if path in self.tree.files:
             f = self.tree.files[path]
-            return RemoteEntry(basename(path), False, len(f.data), f.mtime)
+            links = sum(1 for other in self.tree.files.values() if other is f)
+            meta = f.meta.merged(FileMetadata(mtime=f.mtime))
+            return RemoteEntry(
+                basename(path), False, len(f.data), f.mtime, metadata=meta, nlink=links
+            )
         raise FileNotFoundError(errno.ENOENT, "no such file", path)
 
     async def check(self) -> None:
@@ -193,6 +204,31 @@ class MemoryStorage:
         # Directories keep no time here (as on S3); the entry must exist either way.
         if not self._entry(path).is_dir:
             self.tree.files[path].mtime = mtime
+
+    async def set_metadata(self, path: str, metadata: FileMetadata) -> None:
+        path = self._checked(path)
+        if self._entry(path).is_dir:
+            current = self.tree.dir_meta.get(path, FileMetadata())
+            self.tree.dir_meta[path] = current.merged(metadata)
+            return
+        f = self.tree.files[path]
+        f.meta = f.meta.merged(metadata)
+        if metadata.mtime is not None:
+            f.mtime = metadata.mtime
+
+    async def hard_links_supported(self) -> bool:
+        return self.tree.hard_links
+
+    async def hard_link(self, src: str, dst: str) -> None:
+        src, dst = self._checked(src), self._checked(dst)
+        if not self.tree.hard_links:
+            raise PermissionError(errno.EPERM, "no hard links here", dst)
+        if self._entry(src).is_dir:
+            raise PermissionError(errno.EPERM, "a directory", src)
+        self.tree.need_dir(parent_of(dst))
+        if dst in self.tree.files or dst in self.tree.dirs:
+            raise FileExistsError(errno.EEXIST, "exists", dst)
+        self.tree.files[dst] = self.tree.files[src]
 
     async def aclose(self) -> None:
         self.closed = True

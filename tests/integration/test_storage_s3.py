@@ -25,6 +25,7 @@ from adapters.storage.factory import DefaultStorageFactory
 from adapters.storage.s3 import S3Storage
 from application.vfs.reader import ReadAhead
 from domain.errors import RemoteUnavailable
+from domain.metadata import FileMetadata
 from domain.volume import BackendSpec
 from domain.volume_options import parse_volume_options
 from tests.integration.fixtures.moto_s3 import MotoServer, moto_s3_auth, moto_s3_session
@@ -197,6 +198,38 @@ async def test_mtime_is_rclones_metadata(moto_s3_session: MotoServer, bucket: st
         assert after["ContentType"] == "text/plain"  # kept across the metadata copy
         assert (await storage.stat("mine.txt")).mtime == pytest.approx(1234567890.25)
         assert await get(storage, "mine.txt") == b"hello"
+    finally:
+        await storage.aclose()
+
+
+async def test_metadata_is_kept_in_rclones_keys(moto_s3_session: MotoServer, bucket: str) -> None:
+    client = moto_s3_session.client()
+    # As rclone -M copies a local file: its mode with the type bits, RFC 3339 atime.
+    client.put_object(
+        Bucket=bucket,
+        Key="by-rclone",
+        Body=b"r",
+        Metadata={"mode": "100750", "uid": "12", "gid": "34", "atime": "1960-01-01T00:00:00Z"},
+    )
+    storage = s3_storage(moto_s3_session, bucket)
+    try:
+        meta = (await storage.stat("by-rclone")).metadata
+        assert meta is not None
+        assert (meta.mode, meta.uid, meta.gid, meta.atime) == (0o750, 12, 34, -315619200.0)
+        await put(storage, "mine", b"hello")
+        after_2038 = 4_102_444_800.5
+        await storage.set_metadata(
+            "mine", FileMetadata(mode=0o640, uid=1, gid=2, atime=after_2038, mtime=-1.5)
+        )
+        keys = client.head_object(Bucket=bucket, Key="mine")["Metadata"]
+        assert keys == {
+            "mode": "100640", "uid": "1", "gid": "2",
+            "atime": "2100-01-01T00:00:00.500000000Z", "mtime": "-1.500000000",
+        }  # fmt: skip
+        entry = await storage.stat("mine")
+        assert entry.mtime == -1.5
+        assert entry.metadata == FileMetadata(0o640, 1, 2, after_2038, -1.5)
+        assert await get(storage, "mine") == b"hello"
     finally:
         await storage.aclose()
 

@@ -23,7 +23,15 @@ from application.ports import RemoteStorage
 from domain.errors import OptionError, RemoteUnavailable
 from domain.volume import BackendSpec
 from tests.integration.fixtures import sshd as sshd_fixtures
-from tests.storage_contract import Backend, PathView, StorageContract, get, put
+from tests.storage_contract import (
+    Backend,
+    HardLinkContract,
+    MetadataContract,
+    PathView,
+    StorageContract,
+    get,
+    put,
+)
 from tests.timing import eventually
 
 sshd = sshd_fixtures.sshd
@@ -68,7 +76,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         await storage.aclose()
 
 
-class TestLocalAndSftpStorage(StorageContract):
+class TestLocalAndSftpStorage(StorageContract, MetadataContract, HardLinkContract):
     """The shared behaviour (tests/storage_contract.py) on both."""
 
 

@@ -13,7 +13,13 @@ from application.ports import RemoteStorage
 from domain.errors import RemoteUnavailable
 from domain.paths import basename
 from tests.fakes.storage import MemoryStorage, MemoryTree
-from tests.storage_contract import Backend, StorageContract, put
+from tests.storage_contract import (
+    Backend,
+    HardLinkContract,
+    MetadataContract,
+    StorageContract,
+    put,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -47,7 +53,7 @@ async def backend() -> Backend:
     return Backend(storage, TreeView(storage.tree))
 
 
-class TestMemoryStorage(StorageContract):
+class TestMemoryStorage(StorageContract, MetadataContract, HardLinkContract):
     """The shared behaviour (tests/storage_contract.py) on the fake."""
 
 

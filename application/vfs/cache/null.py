@@ -58,6 +58,8 @@ class FileCache(Protocol):
 
     async def rename(self, src: str, dst: str) -> None: ...
 
+    async def upload_now(self, path: str) -> None: ...
+
 
 class NullCache:
     """No cache: empty, and no item can be opened (the open plans of cache mode
@@ -127,6 +129,9 @@ class NullCache:
 
     async def rename(self, src: str, dst: str) -> None:
         pass
+
+    async def upload_now(self, path: str) -> None:
+        pass  # nothing is ever pending
 
 
 def _never_acquired(item: CacheItem) -> OSError:

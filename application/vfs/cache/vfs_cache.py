@@ -11,6 +11,7 @@ worker that was killed) are uploaded at once.
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -29,6 +30,9 @@ from domain.cache_record import CacheRecord
 from domain.fingerprint import Fingerprint
 from domain.ranges import RangeSet
 from domain.volume import UNLIMITED, VfsOptions
+
+# How long an operation that needs a file on the remote waits for its upload.
+UPLOAD_NOW_TIMEOUT = 60.0
 
 
 class VfsCache:
@@ -303,6 +307,23 @@ class VfsCache:
             await self.remove(dst)
         if await self._items.rename(src, dst):
             self.resume_uploads(dst)
+
+    async def upload_now(self, path: str) -> None:
+        """Upload the changes of `path` at once, not after --vfs-write-back,
+        and wait for them (a hard link is made to what the remote holds).
+        EBUSY while the file is open or the upload keeps failing."""
+        item = self._items.get(path)
+        if item is None or not item.dirty:
+            return
+        if item.opens > 0:
+            raise OSError(errno.EBUSY, f"{path!r} is open for writing")
+        if not self._write_back.transferring(item):
+            self._write_back.schedule(item, 0.0)
+        task = self._write_back.task(item)
+        if task is not None:
+            done, _ = await asyncio.wait({task}, timeout=UPLOAD_NOW_TIMEOUT)
+            if not done:
+                raise OSError(errno.EBUSY, f"{path!r}: its upload is still running")
 
     async def _evict(self, item: CacheItem) -> None:
         self._streams.forget(item)

@@ -22,8 +22,15 @@ PER_VOLUME_GLOBALS = {"buffer-size", "transfers"}
 
 PAGE_FLAGS = serve_docker_flags()
 
+# rclone 1.75's flags for symlinks and metadata (issue 11 §1, §3), newer than the
+# page; their defaults are rclone 1.75's.
+POSIX_175 = {
+    "links": "false", "vfs-links": "false", "link-perms": "0777", "metadata": "false",
+    "vfs-metadata-extension": "",
+}  # fmt: skip
+
 # The mount and VFS options of rclone's `serve docker` page, plus the globals.
-RCLONE_OPTIONS = (set(PAGE_FLAGS) - DAEMON_ONLY - {"help"}) | PER_VOLUME_GLOBALS
+RCLONE_OPTIONS = (set(PAGE_FLAGS) - DAEMON_ONLY - {"help"}) | PER_VOLUME_GLOBALS | set(POSIX_175)
 
 SUPPORTED_NOW = {
     "allow-non-empty", "allow-other", "allow-root", "async-read", "attr-timeout", "debug-fuse",
@@ -34,7 +41,7 @@ SUPPORTED_NOW = {
     "vfs-cache-max-age", "vfs-cache-max-size", "vfs-cache-poll-interval", "vfs-fast-fingerprint",
     "vfs-read-ahead", "vfs-read-chunk-size", "vfs-read-chunk-size-limit", "vfs-read-wait",
     "vfs-write-back", "transfers",
-}  # fmt: skip
+} | set(POSIX_175)  # fmt: skip
 
 PROCESS_DEPENDENT = {"uid", "gid", "umask"}
 
@@ -55,6 +62,9 @@ def test_every_rclone_option_is_declared_once() -> None:
 def test_defaults_are_written_as_rclone_documents_them() -> None:
     for decl in OPTIONS:
         if decl.name in PROCESS_DEPENDENT | PER_VOLUME_GLOBALS:
+            continue
+        if decl.name in POSIX_175:
+            assert decl.format_default() == POSIX_175[decl.name]
             continue
         documented = PAGE_FLAGS[decl.name]
         if documented is None:  # pflag prints no default when it is the zero value
@@ -80,7 +90,12 @@ def test_fields_exist_and_defaults_agree_with_the_dataclasses() -> None:
 
 
 def test_globals_are_the_per_volume_process_flags() -> None:
-    assert {d.name for d in OPTIONS if d.kind is OptionKind.GLOBAL} == {"buffer-size", "transfers"}
+    assert {d.name for d in OPTIONS if d.kind is OptionKind.GLOBAL} == {
+        "buffer-size",
+        "transfers",
+        "links",  # rclone's global -l / --links
+        "metadata",  # rclone's global -M / --metadata
+    }
 
 
 def test_declared_defaults_round_trip_through_their_syntax() -> None:
