@@ -13,7 +13,6 @@ shared with this process (copy-on-write), which is what makes a worker cheap."""
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import importlib
 import socket
@@ -27,6 +26,16 @@ from adapters.storage.factory import DefaultStorageFactory
 from entrypoints.mount_worker import load_worker_container, run_forked
 
 _PRELOADED_TYPES = ("local", "sftp")
+# Imported by every worker as it starts, lazily (the worker container's FUSE
+# frontend, anyio.run's backend and signal handling): imported here instead, each
+# worker shares them rather than holding a private copy (smaps_rollup of a mounted
+# worker showed them among its private pages).
+_WORKER_START_MODULES = (
+    "anyio._backends._asyncio",
+    "anyio._core._signals",
+    "adapters.fuse.mount",
+    "adapters.fuse.operations",
+)
 
 
 class _Preloader:
@@ -58,8 +67,8 @@ def serve_forks(socket_fd: int, log_level: str) -> int:
     logger.remove()
     logger.add(sys.stderr, level=log_level.upper(), format="fork server | {level} | {message}")
     load_worker_container()
-    with contextlib.suppress(ImportError):
-        importlib.import_module("anyio._backends._asyncio")  # what anyio.run imports
+    for module in _WORKER_START_MODULES:
+        importlib.import_module(module)
     preloader = _Preloader()
     for type_name in _PRELOADED_TYPES:
         preloader.preload(type_name)
