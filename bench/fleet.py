@@ -44,23 +44,24 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self._path)
 
 
-def list_seconds(plugin_socket: Path) -> float:
-    """One `VolumeDriver.List` call, as Docker makes it."""
-    conn = _UnixHTTPConnection(plugin_socket, timeout=60)
+def list_seconds(plugin_socket: Path, timeout: float = 60) -> float:
+    """One `VolumeDriver.List` call, as Docker makes it; an answer that does not
+    come within `timeout` counts as `timeout` (rclone holds List while it mounts)."""
+    conn = _UnixHTTPConnection(plugin_socket, timeout=timeout)
+    start = time.perf_counter()
     try:
-        start = time.perf_counter()
         conn.request(
             "POST",
             "/VolumeDriver.List",
             body=b"{}",
             headers={"Content-Type": "application/vnd.docker.plugins.v1+json"},
         )
-        answer = conn.getresponse().read()
-        elapsed = time.perf_counter() - start
+        json.loads(conn.getresponse().read())
+    except TimeoutError:
+        pass
     finally:
         conn.close()
-    json.loads(answer)
-    return elapsed
+    return time.perf_counter() - start
 
 
 @contextmanager
@@ -142,14 +143,23 @@ def _fleet(bench: Bench, name: str, count: int) -> tuple[Figure, Figure, Figure,
                 _start_holder(bench, volume, holder)
                 for volume, holder in zip(names, holders, strict=True)
             ]
-            errors = [p.communicate(timeout=600)[1] for p in runs if p.wait(timeout=600) != 0]
+            failed = [h for p, h in zip(runs, holders, strict=True) if p.wait(timeout=600)]
             all_running = time.monotonic() - start
-        if errors:
-            raise RuntimeError(f"{len(errors)} containers failed: {errors[0].decode()[-500:]}")
+        at_once = Figure(all_running)
+        if failed:
+            # rclone 1.60.1 takes Mounts one at a time, and Docker gives up on some
+            # of them: those are run again one by one, so that the memory is still
+            # measured with every volume mounted.
+            at_once = Figure.failed(f"{len(failed)} of {count} failed to mount at once")
+            for holder in failed:
+                bench.docker.run("rm", "-f", holder, check=False)
+                volume = holder.removesuffix("-holder")
+                if _start_holder(bench, volume, holder).wait(timeout=600):
+                    raise RuntimeError(f"{volume} did not mount, even alone")
         pids = process_tree(root_pid)
         total = sum(pss_mib(pid) for pid in pids)
         return (
-            Figure(all_running),
+            at_once,
             Figure(max(list_times) * 1000),
             Figure(total),
             Figure(float(len(pids))),

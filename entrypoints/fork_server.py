@@ -27,14 +27,17 @@ from entrypoints.mount_worker import load_worker_container, run_forked
 
 _PRELOADED_TYPES = ("local", "sftp")
 # Imported by every worker as it starts, lazily (the worker container's FUSE
-# frontend, anyio.run's backend and signal handling): imported here instead, each
-# worker shares them rather than holding a private copy (smaps_rollup of a mounted
-# worker showed them among its private pages).
+# frontend, anyio.run's backend and signal handling, the executor asyncio resolves
+# host names in, pwd for SSH keys): imported here instead, each worker shares them
+# rather than holding a private copy (a mounted worker's sys.modules, compared
+# with the server's, showed them).
 _WORKER_START_MODULES = (
     "anyio._backends._asyncio",
     "anyio._core._signals",
     "adapters.fuse.mount",
     "adapters.fuse.operations",
+    "concurrent.futures.thread",
+    "pwd",
 )
 
 
