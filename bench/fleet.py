@@ -113,21 +113,34 @@ def pss_mib(pid: int) -> float:
     return 0.0
 
 
-def _plugin(bench: Bench, name: str) -> tuple[VolumeTarget, int, Path]:
-    """The target, the root pid of its processes and its plugin socket."""
+@contextmanager
+def _plugin(bench: Bench, name: str) -> Iterator[tuple[VolumeTarget, int, Path]]:
+    """The target, the root pid of its processes and its plugin socket. rclone is
+    a fresh daemon for each fleet, stopped after it: one that many parallel Mounts
+    wedged (as 1.60.1 can be) must not hold up the next measurement."""
     if name == "cloudvol":
         target = bench.cloudvol_target(None)
         daemon = bench.start_cloudvol()
         assert daemon.proc is not None
-        return target, daemon.proc.pid, daemon.socket
-    rclone = bench.start_rclone()
-    assert rclone.proc is not None
-    return bench.rclone_target(None, rclone), rclone.proc.pid, rclone.socket
+        yield target, daemon.proc.pid, daemon.socket
+        return
+    rclone = bench.start_rclone(fresh=True)
+    try:
+        assert rclone.proc is not None
+        yield bench.rclone_target(None, rclone), rclone.proc.pid, rclone.socket
+    finally:
+        rclone.stop()
 
 
 def _fleet(bench: Bench, name: str, count: int) -> tuple[Figure, Figure, Figure, Figure]:
     """(seconds until all run, longest List in ms, total PSS MiB, processes)."""
-    target, root_pid, plugin_socket = _plugin(bench, name)
+    with _plugin(bench, name) as (target, root_pid, plugin_socket):
+        return _measure_fleet(bench, target, root_pid, plugin_socket, count)
+
+
+def _measure_fleet(
+    bench: Bench, target: VolumeTarget, root_pid: int, plugin_socket: Path, count: int
+) -> tuple[Figure, Figure, Figure, Figure]:
     remote = bench.sftp
     names = [unique("fleet") for _ in range(count)]
     for i, volume in enumerate(names):
@@ -183,7 +196,10 @@ def _start_holder(bench: Bench, volume: str, holder: str) -> subprocess.Popen[by
 
 def _remove_all(bench: Bench, names: list[str], *command: str) -> None:
     for i in range(0, len(names), 10):
-        bench.docker.run(*command, *names[i : i + 10], check=False, timeout=600)
+        try:
+            bench.docker.run(*command, *names[i : i + 10], check=False, timeout=180)
+        except subprocess.TimeoutExpired:
+            print(f"  docker {' '.join(command)} did not answer within 180 s", flush=True)
 
 
 def _fleet_figures(bench: Bench, name: str, count: int) -> tuple[Figure, ...]:

@@ -26,6 +26,7 @@ from adapters.storage.factory import DefaultStorageFactory
 from entrypoints.mount_worker import load_worker_container, run_forked
 
 _PRELOADED_TYPES = ("local", "sftp")
+_FORMAT = "{time:YYYY/MM/DD HH:mm:ss} {level: <7} fork server: {message}"
 # Imported by every worker as it starts, lazily (the worker container's FUSE
 # frontend, anyio.run's backend and signal handling, the executor asyncio resolves
 # host names in, pwd for SSH keys): imported here instead, each worker shares them
@@ -66,9 +67,9 @@ def _run_child(request: ForkRequest, status_fd: int) -> int:
     return run_forked(request.job, status_fd)
 
 
-def serve_forks(socket_fd: int, log_level: str) -> int:
+def serve_forks(socket_fd: int, log_level: str, log_file: str | None = None) -> int:
     logger.remove()
-    logger.add(sys.stderr, level=log_level.upper(), format="fork server | {level} | {message}")
+    logger.add(log_file or sys.stderr, level=log_level.upper(), format=_FORMAT)
     load_worker_container()
     for module in _WORKER_START_MODULES:
         importlib.import_module(module)

@@ -170,13 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--socket-fd", type=int, help="--fork-server: the daemon's socket")
     parser.add_argument("--log-level", default="INFO", help="--fork-server: its own log level")
+    parser.add_argument("--log-file", help="--fork-server: its log (default stderr)")
     args = parser.parse_args(argv)
     if args.fork_server:
         if args.socket_fd is None:
             parser.error("--fork-server needs --socket-fd")
         from entrypoints.fork_server import serve_forks
 
-        return serve_forks(args.socket_fd, args.log_level)
+        return serve_forks(args.socket_fd, args.log_level, args.log_file)
 
     container_class = load_worker_container()
     status = _StatusChannel(args.status_fd)

@@ -106,8 +106,10 @@ class ForkedWorker:
 
 
 class ForkServer:
-    def __init__(self, log_level: str) -> None:
-        self._log_level = log_level
+    def __init__(self, log_level: str, log_file: str | None = None) -> None:
+        self._log_args = ["--log-level", log_level]
+        if log_file:
+            self._log_args += ["--log-file", log_file]  # the daemon's: one log for both
         self._lock = threading.Lock()  # one request at a time; guards the fields below
         self._process: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
@@ -195,7 +197,7 @@ class ForkServer:
                 [
                     sys.executable,
                     *_SERVER_ARGV,
-                    *("--socket-fd", str(theirs.fileno()), "--log-level", self._log_level),
+                    *("--socket-fd", str(theirs.fileno()), *self._log_args),
                 ],
                 stdin=subprocess.DEVNULL,
                 pass_fds=(theirs.fileno(),),

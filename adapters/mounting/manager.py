@@ -66,7 +66,7 @@ class WorkerMountManager:
             cache_dir, control_timeout=control_timeout, drain_wait=drain_wait, stop_wait=stop_wait
         )
         self._registry = WorkerRegistry(self._control.holder)
-        self._forks = ForkServer(log_level)
+        self._forks = ForkServer(log_level, log_file)
         self._locks: dict[str, anyio.Lock] = {}
 
     # --- MountManager ----------------------------------------------------------
