@@ -7,6 +7,9 @@ volumes  N SFTP volumes (--volume-counts, default 1,10,50), each mounted by an i
          (polled all along on the plugin's socket), then the total PSS of the
          plugin's processes (smaps_rollup of the daemon and every process below it:
          cloudvol's fork server and workers; rclone's single process).
+streams  10 SFTP volumes, each held by an idle container, all read the --size-mib
+         file at once from their host mountpoints: the peak total PSS of the
+         plugin's processes meanwhile (sampled every 0.1 s), default flags.
 mount    Docker's Mount + Unmount per `docker run` (Docker mounts a volume twice per
          run): `docker run -v vol:/data true` on a fresh volume, and on a volume
          used before (its worker lingering), against an empty container.
@@ -27,9 +30,9 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
-from bench.harness import Bench, VolumeTarget, timed, unique
+from bench.harness import Bench, VolumeTarget, read_whole, timed, unique
 from bench.report import Figure, Result
-from bench.scenarios import Config, attempt, median_of, result
+from bench.scenarios import Config, attempt, big_file, median_of, result
 
 _LIST_POLL = 0.02  # seconds between List calls while containers start
 
@@ -285,4 +288,59 @@ def mount_latency(bench: Bench, cfg: Config) -> list[Result]:
     return results
 
 
-FLEET_SCENARIOS = {"volumes": many_volumes, "mount": mount_latency}
+_STREAMS = 10
+_SAMPLE_EVERY = 0.1
+
+
+def _peak_while_streaming(bench: Bench, name: str, big: str) -> Figure:
+    with _plugin(bench, name) as (target, root_pid, _socket):
+        remote = bench.sftp
+        names = [unique("stream") for _ in range(_STREAMS)]
+        holders = [f"{v}-holder" for v in names]
+        for volume in names:
+            bench.docker.run("volume", "create", "-d", target.driver, *remote.options(""), volume)
+        try:
+            for volume, holder in zip(names, holders, strict=True):
+                if _start_holder(bench, volume, holder).wait(timeout=600):
+                    raise RuntimeError(f"{volume} did not mount")
+            mountpoints = [
+                Path(
+                    bench.docker.run("volume", "inspect", "-f", "{{.Mountpoint}}", v).stdout.strip()
+                )
+                for v in names
+            ]
+            readers = [
+                threading.Thread(target=read_whole, args=(mp / big,), daemon=True)
+                for mp in mountpoints
+            ]
+            peak = 0.0
+            for reader in readers:
+                reader.start()
+            while any(r.is_alive() for r in readers):
+                peak = max(peak, sum(pss_mib(pid) for pid in process_tree(root_pid)))
+                time.sleep(_SAMPLE_EVERY)
+            return Figure(peak)
+        finally:
+            _remove_all(bench, holders, "rm", "-f")
+            _remove_all(bench, names, "volume", "rm", "-f")
+            for volume in names:
+                target.settle(volume)
+
+
+def streaming_memory(bench: Bench, cfg: Config) -> list[Result]:
+    big = big_file(bench.sftp, cfg.size_mib)
+    targets = ["cloudvol"] + (["rclone"] if "rclone" in cfg.targets else [])
+    figures = {
+        name: attempt(
+            f"{name}, {_STREAMS} streams", partial(_peak_while_streaming, bench, name, big)
+        )
+        for name in targets
+    }
+    title = (
+        f"peak total PSS while {_STREAMS} volumes each read {cfg.size_mib} MiB at once,"
+        " default flags"
+    )
+    return [result(title, "MiB", False, figures, {}, 1)]
+
+
+FLEET_SCENARIOS = {"volumes": many_volumes, "streams": streaming_memory, "mount": mount_latency}

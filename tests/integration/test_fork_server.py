@@ -120,7 +120,9 @@ def test_workers_outlive_a_daemon_sigkill_and_the_next_daemon_adopts_them(
     new_server = _started_fork_server(daemon)
     assert new_server != old_server
     assert daemon.live_worker_pids()[name] == worker  # adopted, not replaced
-    assert f"adopted mount worker {worker} for volume {name}" in daemon.log_tail(20000)
+    # The daemon restores its mounts once it serves its socket: poll for the adoption.
+    adopted = f"adopted mount worker {worker} for volume {name}"
+    assert wait_until(lambda: adopted in daemon.log_tail(50000), timeout=30), daemon.log_tail()
     docker.run("exec", holder, "sh", "-c", "echo adopted > /data/a")
     assert (remote_dir / "a").read_text() == "adopted\n"
 
