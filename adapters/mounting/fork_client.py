@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from loguru import logger
@@ -33,6 +34,10 @@ _PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 _SERVER_ARGV = ("-m", "entrypoints.mount_worker", "--fork-server")
 _EXIT_CODE_WAIT = 2.0  # after the pidfd says exited, for the server to reap it
 _SERVER_STOP_WAIT = 5.0
+# A server that dies this soon after its start twice in a row is not restarted by
+# the watcher (a broken install would fail the same way, in a loop): the next
+# Mount starts one, and reports its failure.
+_QUICK_DEATH = 10.0
 
 
 class ForkServerError(OSError):
@@ -114,6 +119,7 @@ class ForkServer:
         self._process: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._closed = False
+        self._quick_deaths = 0  # servers in a row that died soon after their start
 
     @property
     def pid(self) -> int | None:
@@ -232,10 +238,22 @@ class ForkServer:
                 process.wait()
 
     def _watch(self, process: subprocess.Popen[bytes]) -> None:
+        started = time.monotonic()
         code = process.wait()
         with self._lock:
             if self._process is not process or self._closed:
                 return  # stopped on purpose
+            lived = time.monotonic() - started
+            self._quick_deaths = self._quick_deaths + 1 if lived < _QUICK_DEATH else 0
+            if self._quick_deaths >= 2:
+                logger.error(
+                    "the mount workers' fork server {} exited {:.1f} s after its start "
+                    "(exit code {}), as the one before it; the next Mount starts a new one",
+                    process.pid,
+                    lived,
+                    code,
+                )
+                return
             logger.error(
                 "the mount workers' fork server {} died (exit code {}): starting a new one",
                 process.pid,

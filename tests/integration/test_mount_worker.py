@@ -486,6 +486,28 @@ async def test_a_killed_fork_server_is_noticed_and_replaced_before_the_next_moun
     await manager.shutdown()
 
 
+async def test_a_fork_server_dying_at_start_again_is_left_to_the_next_mount(
+    env: Env, logs: list[str]
+) -> None:
+    manager, volume = env.manager(), env.volume()
+    manager.start()
+    first = manager.fork_server_pid()
+    assert first is not None
+    os.kill(first, signal.SIGKILL)  # soon after its start: restarted once
+    assert _wait_until(lambda: manager.fork_server_pid() not in (None, first))
+    second = manager.fork_server_pid()
+    assert second is not None
+    os.kill(second, signal.SIGKILL)  # and again: no loop of restarts
+    assert _wait_until(lambda: any(f"fork server {second} exited" in line for line in logs))
+    assert manager.fork_server_pid() == second
+    # The next Mount starts one.
+    await manager.prepare(volume)
+    await manager.mount(volume)
+    assert _ppid(manager.worker_pid("vol") or 0) == manager.fork_server_pid() != second
+    await manager.unmount(volume)
+    await manager.shutdown()
+
+
 _DAEMON_WITH_FORK_SERVER = """
 import anyio, sys
 from adapters.mounting.manager import WorkerMountManager
