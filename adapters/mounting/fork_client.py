@@ -3,8 +3,9 @@
 `ForkServer` starts the server (`python -m entrypoints.mount_worker --fork-server`:
 a worker's command line, as its children show it), asks it for workers, and
 starts a new one when it is gone: a watcher thread notices its exit at once and
-starts the next, so the next Mount does not wait for its imports; a request that
-finds it dead starts one too. Requests are serialised: a fork costs milliseconds.
+starts the next, so the next Mount does not wait for its imports (unless two in a
+row died within seconds of their start: no restart loop); a request that finds it
+dead starts one too. Requests are serialised: a fork costs milliseconds.
 
 `ForkedWorker` is a worker forked for this daemon: not its child, so it is
 watched through a pidfd (signals go through it as well, never to a pid that
