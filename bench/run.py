@@ -31,6 +31,11 @@ S3 scenarios (--backend s3, or name them in --scenarios; sshfs does not take par
             rclone in mode off
   s3-list   ls -l of a prefix of --files objects, cold and warm
 
+Issue 10 (bench/fleet.py; not in the default --backend sets):
+  volumes   --volume-counts SFTP volumes at once, each held by an idle container:
+            time until all run, longest List meanwhile, total PSS, processes
+  mount     Mount + Unmount per docker run, fresh volume and volume used before
+
     make bench                       # every SFTP scenario at full size
     python bench/run.py --backend s3 # every S3 scenario at full size
     python bench/run.py --quick      # everything scaled down: a smoke run
@@ -49,6 +54,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.fleet import FLEET_SCENARIOS
 from bench.harness import Bench
 from bench.report import Result, render
 from bench.scenarios import BACKENDS, SCENARIOS, Config
@@ -73,6 +79,7 @@ QUICK = {
     "undelivered_wait": 15.0,
 }
 TARGETS = ("cloudvol", "rclone", "sshfs")
+ALL_SCENARIOS = {**SCENARIOS, **FLEET_SCENARIOS}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -109,6 +116,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="seconds after a container exits before a write counts as not delivered (120)",
     )
     parser.add_argument(
+        "--volume-counts", default="1,10,50", help="volumes scenario: fleet sizes (1,10,50)"
+    )
+    parser.add_argument(
         "--results", type=Path, help="Markdown file to append the table to (bench/RESULTS.md)"
     )
     args = parser.parse_args(argv)
@@ -121,9 +131,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.scenarios is None:
         backends = list(BACKENDS) if args.backend == "all" else [args.backend]
         args.scenarios = ",".join(name for b in backends for name in BACKENDS[b])
-    unknown = set(args.scenarios.split(",")) - set(SCENARIOS)
+    unknown = set(args.scenarios.split(",")) - set(ALL_SCENARIOS)
     if unknown:
-        parser.error(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
+        parser.error(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(ALL_SCENARIOS)}")
     bad_targets = set(args.targets.split(",")) - set(TARGETS)
     if bad_targets:
         parser.error(f"unknown targets {sorted(bad_targets)}; choose from {', '.join(TARGETS)}")
@@ -166,8 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         repeat=args.repeat,
         undelivered_wait=args.undelivered_wait,
         targets=frozenset(args.targets.split(",")) | {"cloudvol"},
+        volume_counts=tuple(int(n) for n in args.volume_counts.split(",")),
     )
-    chosen = [name for name in SCENARIOS if name in args.scenarios.split(",")]
+    chosen = [name for name in ALL_SCENARIOS if name in args.scenarios.split(",")]
 
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="cvb", dir="/tmp") as tmp:
@@ -178,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 for name in chosen:
                     print(f"scenario {name}:", flush=True)
-                    results.extend(SCENARIOS[name](bench, cfg))
+                    results.extend(ALL_SCENARIOS[name](bench, cfg))
             finally:
                 backends = [remote.name for remote in bench.started_remotes]
                 bench.close()

@@ -43,6 +43,7 @@ class Config:
     repeat: int
     undelivered_wait: float  # how long after the container exits a write may take to arrive
     targets: frozenset[str]  # of cloudvol, rclone, sshfs
+    volume_counts: tuple[int, ...] = (1, 10, 50)  # the volumes scenario's fleets (bench/fleet.py)
 
 
 Mount = Callable[[], contextlib.AbstractContextManager[tuple[Path, int]]]

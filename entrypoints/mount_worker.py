@@ -5,18 +5,14 @@ Reads a JSON job (see `adapters.mounting.protocol.WorkerJob`) from `--job-fd`
 (default stdout), then serves the mount until it is unmounted. pyfuse3 keeps its
 session in module globals, hence one process per mount.
 
-`--spare`: the daemon starts the next worker before it has a job for it, so that
-a Mount does not wait for Python to start and import all this (most of a
-Mount's time). Such a worker imports what `--preload` names, says `idle` on
-the status fd, waits for its job, and points its stdout and stderr at its
-volume's log once the job names the volume. Its stdin is the daemon's pipe: if the daemon goes away first, it
-reads an empty job and exits."""
+`--fork-server --socket-fd N`: the preloaded parent that the daemon asks for
+workers (`entrypoints.fork_server`); each worker it forks runs `run_forked`, the
+same job as here, with its stdout and stderr pointed at its volume's log."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import importlib.abc
 import importlib.machinery
 import logging
@@ -32,19 +28,16 @@ import pyfuse3.asyncio
 from loguru import logger
 
 from adapters.mounting.protocol import (
-    SPARE_IDLE,
     ProtocolError,
     WorkerJob,
     encode_failure,
     worker_paths,
 )
-from adapters.storage.factory import DefaultStorageFactory
 from entrypoints.logging_setup import quiet_connection_logs
 
 if TYPE_CHECKING:
     from entrypoints.worker_container import WorkerContainer
 
-_SPARE_NICENESS = 10
 # dependency_injector probes for its optional integrations when imported: web
 # frameworks, pydantic settings and YAML. The worker uses none of them, and they
 # would cost every worker about 0.3 s more at start and 12 MiB more of memory.
@@ -141,47 +134,11 @@ def _log_to_volume_log(job: WorkerJob) -> None:
         os.close(fd)
 
 
-_CAP_SYS_NICE = 23
-
-
-def _may_raise_priority() -> bool:
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            effective = next(line for line in f if line.startswith("CapEff:"))
-    except (OSError, StopIteration):
-        return False
-    return bool(int(effective.split()[1], 16) >> _CAP_SYS_NICE & 1)
-
-
-def _yield_cpu() -> int | None:
-    """A spare starts while other workers mount: it imports at a lower priority,
-    restored once it has a job. Only where it can be restored (CAP_SYS_NICE,
-    which root lacks inside a managed plugin without it); returns the priority
-    to restore, or None."""
-    if not _may_raise_priority():
-        return None
-    priority = os.getpriority(os.PRIO_PROCESS, 0)
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, min(priority + _SPARE_NICENESS, 19))
-    except OSError:
-        return None
-    return priority
-
-
-def _preload(types: list[str]) -> None:
-    """Import now what would otherwise be imported once the job is known: the
-    storage backends, and anyio's event loop backend (`anyio.run` imports it)."""
-    with contextlib.suppress(ImportError):
-        importlib.import_module("anyio._backends._asyncio")
-    factory = DefaultStorageFactory()
-    for type_name in types:
-        factory.preload(type_name)
-
-
 def load_worker_container() -> type[WorkerContainer]:
     """Import the worker's composition root, leaving dependency_injector's optional
     integrations out. Only for the worker process: they stay unimportable in it."""
-    sys.meta_path.insert(0, _NotForWorkers())
+    if not any(isinstance(finder, _NotForWorkers) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _NotForWorkers())
     from entrypoints.worker_container import WorkerContainer
 
     return WorkerContainer
@@ -207,38 +164,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job-fd", type=int, default=0, help="fd to read the JSON job from")
     parser.add_argument("--status-fd", type=int, default=1, help="fd to report readiness on")
     parser.add_argument(
-        "--spare",
+        "--fork-server",
         action="store_true",
-        help="started ahead of its job: log to the job's volume log once it is read",
+        help="be the daemon's preloaded parent of mount workers (see entrypoints.fork_server)",
     )
-    parser.add_argument(
-        "--preload",
-        action="append",
-        default=[],
-        metavar="TYPE",
-        help="import the storage backend TYPE before reading the job (repeatable)",
-    )
+    parser.add_argument("--socket-fd", type=int, help="--fork-server: the daemon's socket")
+    parser.add_argument("--log-level", default="INFO", help="--fork-server: its own log level")
+    parser.add_argument("--log-file", help="--fork-server: its log (default stderr)")
     args = parser.parse_args(argv)
+    if args.fork_server:
+        if args.socket_fd is None:
+            parser.error("--fork-server needs --socket-fd")
+        from entrypoints.fork_server import serve_forks
 
-    priority = _yield_cpu() if args.spare else None
+        return serve_forks(args.socket_fd, args.log_level, args.log_file)
+
     container_class = load_worker_container()
-    _preload(args.preload)
-    if args.spare:
-        with contextlib.suppress(OSError):
-            os.write(args.status_fd, SPARE_IDLE)
     status = _StatusChannel(args.status_fd)
     try:
         job = WorkerJob.from_json(_read_all(args.job_fd))
-        if priority is not None:
-            os.setpriority(os.PRIO_PROCESS, 0, priority)
-        if args.spare:
-            _log_to_volume_log(job)
     except (ProtocolError, OSError) as e:
         status.send(encode_failure(str(e)))
         return 2
     finally:
         _retire_fd(args.job_fd)
+    return run_job(job, status, container_class)
 
+
+def run_forked(job_text: bytes, status_fd: int) -> int:
+    """A worker forked by the fork server (which has loaded the worker container):
+    its output goes to its volume's log, as a worker's started any other way."""
+    status = _StatusChannel(status_fd)
+    _retire_fd(0)  # the server's stdin is nothing of the worker's
+    try:
+        job = WorkerJob.from_json(job_text)
+        _log_to_volume_log(job)
+    except (ProtocolError, OSError) as e:
+        status.send(encode_failure(str(e)))
+        return 2
+    return run_job(job, status, load_worker_container())
+
+
+def run_job(job: WorkerJob, status: _StatusChannel, container_class: type[WorkerContainer]) -> int:
     _setup_logging(job)
     logger.info("mount worker pid {} starting for {}", os.getpid(), job.mountpoint)
     pyfuse3.asyncio.enable()

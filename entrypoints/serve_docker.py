@@ -249,6 +249,7 @@ async def serve_docker(
     stop = stop or anyio.Event()
     notifier = notifier or SystemdNotifier()
     service = container.volume_service()
+    _start_workers_parent(container)
     app = container.app()
     listener = open_listener(settings)
     try:
@@ -278,6 +279,17 @@ async def serve_docker(
             if notifier.enabled:
                 await _wait_for_last_uploads(settings.cache_dir, notifier)
     logger.info("stopped")
+
+
+def _start_workers_parent(container: DaemonContainer) -> None:
+    """The fork server imports the worker's stacks while the daemon loads its
+    state, so the first Mount (or restored mount) does not wait for them. It exits
+    when this process does (EOF on its socket), crash or not."""
+    from adapters.mounting.manager import WorkerMountManager
+
+    manager = container.mount_manager()
+    if isinstance(manager, WorkerMountManager):
+        manager.start()
 
 
 async def _restore_then_ready(

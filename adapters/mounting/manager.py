@@ -1,22 +1,23 @@
-"""`MountManager` on worker processes: one `entrypoints.mount_worker` per mounted
-volume, in its own session so that it outlives the daemon, reached only through
+"""`MountManager` on worker processes: one mount worker per mounted volume,
+forked by the fork server (started with the manager), in its own session so that it outlives the daemon, reached only through
 its control socket `<cache-dir>/workers/<volume>.sock`.
 
 This is the orchestration of the daemon's calls; the parts live beside it:
-`spawning` (spares, starting a worker, its readiness), `control` (the control
+`fork_server`/`fork_client` (the preloaded parent that forks the workers),
+`spawning` (starting a worker, its readiness), `control` (the control
 socket and the volume's lock), `registry` (the workers known to this daemon),
 `mountpoint` (is a mount there alive, clear a dead one) and `volume_cache`."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 
 import anyio
 from loguru import logger
 
 from adapters.cache import has_dirty_items
 from adapters.mounting.control import WorkerControl
+from adapters.mounting.fork_client import ForkedWorker, ForkServer
 from adapters.mounting.mountpoint import (
     clear_orphan_mount,
     prepare_mountpoint,
@@ -24,7 +25,7 @@ from adapters.mounting.mountpoint import (
 )
 from adapters.mounting.protocol import ProtocolError, WorkerJob, WorkerStatus
 from adapters.mounting.registry import KnownWorker, WorkerRegistry
-from adapters.mounting.spawning import SparePool, launch
+from adapters.mounting.spawning import launch
 from adapters.mounting.system import WorkerUnreachable, is_mounted
 from adapters.mounting.volume_cache import remove_volume_cache
 from domain.volume import Volume
@@ -45,10 +46,6 @@ class WorkerMountManager:
         control_timeout: float = 10.0,
         drain_wait: float = 30.0,  # for a previous worker's uploads, before stopping it
         stop_wait: float = 15.0,  # for a stopped worker to let go of the volume
-        # Workers kept started ahead of their Mount: Docker mounts a volume twice
-        # per `docker run` (once to create the container, once to start it), in
-        # quick succession, so two; 0 starts every worker on demand.
-        spare_workers: int = 2,
         # How long an unmounted worker, its uploads done, stays for the volume's
         # next Mount (which then costs milliseconds); 0: it exits at once.
         linger: float = 30.0,
@@ -69,15 +66,12 @@ class WorkerMountManager:
             cache_dir, control_timeout=control_timeout, drain_wait=drain_wait, stop_wait=stop_wait
         )
         self._registry = WorkerRegistry(self._control.holder)
-        self._spares = SparePool(spare_workers)
+        self._forks = ForkServer(log_level, log_file)
         self._locks: dict[str, anyio.Lock] = {}
 
     # --- MountManager ----------------------------------------------------------
 
     async def prepare(self, volume: Volume) -> None:
-        # A volume being created is about to be mounted: have its worker ready.
-        self._spares.preload.add(volume.spec.backend.type)
-        self._spares.fill()
         if not await prepare_mountpoint(volume.mountpoint):
             return
         if self.standby:
@@ -180,13 +174,13 @@ class WorkerMountManager:
             return True
 
     async def shutdown(self) -> None:
-        self.close_spares()
         self._registry.reap()
         async with anyio.create_task_group() as tg:
             for worker in self._registry.workers(serving=True):
                 tg.start_soon(self._unmount_quietly, worker.name, worker.mountpoint)
             for worker in self._registry.workers(serving=False):
                 tg.start_soon(self._retire, worker.name)
+        await anyio.to_thread.run_sync(self._forks.close)
 
     # --- extras for the daemon ---------------------------------------------------
 
@@ -205,12 +199,17 @@ class WorkerMountManager:
         worker = self._registry.serving(name)
         return worker.pid if worker is not None else None
 
-    def spare_pids(self) -> list[int]:
-        """The pids of the spare workers waiting for the next Mounts, next first."""
-        return self._spares.pids()
+    def start(self) -> None:
+        """Start the fork server now, so that its imports are done by the first
+        Mount (else the first worker started starts it)."""
+        self._forks.start()
 
-    def close_spares(self) -> None:
-        self._spares.close()
+    def fork_server_pid(self) -> int | None:
+        return self._forks.pid
+
+    def close(self) -> None:
+        """Stop the fork server; workers go on (`shutdown` stops them first)."""
+        self._forks.close()
 
     # --- the steps ----------------------------------------------------------------
 
@@ -221,10 +220,14 @@ class WorkerMountManager:
             await self._control.wait_for_previous_worker(name)
             await clear_orphan_mount(volume.mountpoint, self._control.paths(name).lock)
             await prepare_mountpoint(volume.mountpoint)
-        self._spares.preload.add(volume.spec.backend.type)
         log = self._control.paths(name).log
         proc = await launch(
-            self._job(volume, mode), log, self._spares, deadline, self.mount_timeout
+            self._job(volume, mode),
+            log,
+            self._forks,
+            (volume.spec.backend.type,),
+            deadline,
+            self.mount_timeout,
         )
         worker = self._known(volume, proc.pid, proc, serving=mode is JobMode.MOUNT)
         # A standby worker exits unless mounted within `linger`, a drain worker once
@@ -233,7 +236,6 @@ class WorkerMountManager:
         if mode is not JobMode.DRAIN:
             self._registry.add(worker)
         self._registry.watch(worker)
-        self._spares.fill()
 
     def _job(self, volume: Volume, mode: JobMode = JobMode.MOUNT) -> WorkerJob:
         return WorkerJob(
@@ -288,7 +290,7 @@ class WorkerMountManager:
         self,
         volume: Volume,
         pid: int,
-        process: subprocess.Popen[bytes] | None = None,
+        process: ForkedWorker | None = None,
         *,
         serving: bool = True,
     ) -> KnownWorker:

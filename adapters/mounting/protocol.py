@@ -1,8 +1,7 @@
 """What the daemon and a mount worker say to each other, as pure functions.
 
 - The job: one JSON object the daemon writes to the worker's stdin.
-- Readiness: one line on the worker's status fd, `ready` or `error <text>`; a
-  spare worker (started before its job) first says `idle` once it is warmed up.
+- Readiness: one line on the worker's status fd, `ready` or `error <text>`.
 - Control: line-delimited JSON on the worker's unix socket; a request is
   `{"op": ...}`, a reply `{"ok": true, ...}` or `{"ok": false, "error": ...}`.
 - Where a worker's socket, lock and log live, and how to read /proc/self/mountinfo.
@@ -138,9 +137,6 @@ def _string_map(value: object, key: str) -> dict[str, str]:
 
 def encode_ready() -> bytes:
     return b"ready\n"
-
-
-SPARE_IDLE = b"idle\n"  # a spare worker, imports done, waits for its job
 
 
 def encode_failure(message: str) -> bytes:

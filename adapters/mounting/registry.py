@@ -1,17 +1,18 @@
 """The workers the daemon knows of, one per volume: serving a mount, or unmounted
 and lingering for the volume's next Mount. Spawned ones are watched (their exit
-is logged, an unexpected one as an error); adopted ones (after a daemon restart,
-not our children) are checked through the volume's lock."""
+is logged, an unexpected one as an error) through their pidfd (the fork server
+forked them, not this daemon); adopted ones (after a daemon restart) are checked
+through the volume's lock."""
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from loguru import logger
 
+from adapters.mounting.fork_client import ForkedWorker
 from adapters.mounting.spawning import read_tail, with_tail
 
 
@@ -20,7 +21,7 @@ class KnownWorker:
     name: str
     mountpoint: str
     pid: int
-    process: subprocess.Popen[bytes] | None  # None for a worker adopted after a restart
+    process: ForkedWorker | None  # None for a worker adopted after a restart
     log: str
     serving: bool  # False: unmounted, still there for the next Mount
     expected_exit: bool = False
@@ -42,7 +43,7 @@ class WorkerRegistry:
         self._known[worker.name] = worker
 
     def watch(self, worker: KnownWorker) -> None:
-        """Reap a worker this daemon spawned, in a thread, and say why it went."""
+        """Wait for a worker this daemon started, in a thread, and say why it went."""
         assert worker.process is not None
         threading.Thread(
             target=_watch, args=(worker, worker.process), name=f"watch-{worker.name}", daemon=True
@@ -96,7 +97,7 @@ class WorkerRegistry:
                 )
 
 
-def _watch(worker: KnownWorker, proc: subprocess.Popen[bytes]) -> None:
+def _watch(worker: KnownWorker, proc: ForkedWorker) -> None:
     code = proc.wait()
     if worker.expected_exit:
         logger.info("mount worker {} for {} exited ({})", worker.pid, worker.name, code)

@@ -1,29 +1,20 @@
-"""Starting worker processes: spares started ahead of their job, handing a job to
-one, waiting for its readiness report, and saying why a worker went away.
+"""Starting a worker: the fork server forks it (see `fork_client`), the job goes
+with the request, and the worker reports on its status pipe; this waits for that
+report, verifies the mount, and says why a worker went away.
 
-Starting Python and importing the FUSE and storage stacks is most of what a Mount
-costs, so the daemon keeps spares: workers blocked reading their job, that the
-next Mount hands its job to. A spare is spawned exactly as a worker is (its own
-session, a child of the daemon), so a worker taken from it is no different from
-one started on demand; it preloads the storage backends this daemon has mounted,
-and exits when its stdin closes (daemon shutdown or crash)."""
+A fork of the preloaded server costs milliseconds, so no worker is started ahead
+of its job (as spares were, when each worker was a fresh interpreter)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
-import weakref
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import anyio
 from loguru import logger
 
+from adapters.mounting.fork_client import ForkedWorker, ForkServer
 from adapters.mounting.protocol import (
-    SPARE_IDLE,
     Readiness,
     WorkerJob,
     decode_readiness,
@@ -33,101 +24,36 @@ from adapters.mounting.system import is_mounted, lazy_unmount
 from domain.errors import MountFailed
 from domain.worker_lifecycle import JobMode
 
-# The directory holding domain/, application/, adapters/ and entrypoints/: the
-# worker imports them from there whatever the daemon's working directory is.
-_PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
-_WORKER_MODULE = "entrypoints.mount_worker"
 _TAIL_BYTES = 16 * 1024
-_SPARE_WARM_WAIT = 20.0  # for a spare worker still starting; then a fresh one
-
-
-@dataclass
-class _Spare:
-    process: subprocess.Popen[bytes]
-    read_fd: int  # its readiness pipe
-    taken: bool = False  # handed a job: a worker now, no longer the spare
-    finalizer: weakref.finalize[..., SparePool] | None = None  # stops it with its pool
-
-
-class SparePool:
-    """Up to `size` spare workers, oldest (the warmest) first."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.preload: set[str] = set()  # backend types mounted so far
-        self._spares: list[_Spare] = []
-
-    def fill(self) -> None:
-        while len(self._spares) < self.size:
-            try:
-                proc, read_fd = start_worker(None, preload=sorted(self.preload))
-            except OSError as e:
-                logger.warning("could not start a spare mount worker: {}", e)
-                return
-            spare = _Spare(proc, read_fd)
-            # Whoever drops the pool without close() leaves no spare behind.
-            spare.finalizer = weakref.finalize(self, _stop_spare, spare)
-            self._spares.append(spare)
-            logger.debug("started spare mount worker {}", proc.pid)
-
-    async def take(self, deadline: float) -> tuple[subprocess.Popen[bytes], int] | None:
-        """The next spare (its process and readiness fd) once it says it is idle
-        (warmed up, waiting for its job); None if there is none ready: then a
-        fresh worker is started, whose errors go to the volume's log (a spare's go
-        nowhere until it has a job). A spare that died or hangs before it is idle
-        is stopped."""
-        while self._spares:
-            spare = self._spares.pop(0)
-            spare.taken = True
-            if spare.finalizer is not None:
-                spare.finalizer.detach()
-            within = min(max(deadline - anyio.current_time(), 0), _SPARE_WARM_WAIT)
-            idle = False
-            try:
-                idle = await _await_idle(spare.read_fd, within)
-            finally:
-                if not idle:
-                    with contextlib.suppress(ProcessLookupError):
-                        spare.process.kill()
-                    with anyio.CancelScope(shield=True):
-                        await anyio.to_thread.run_sync(_discard_spare, spare)
-            if idle:
-                return spare.process, spare.read_fd
-            logger.warning(
-                "the spare mount worker {} did not get ready (exit status {})",
-                spare.process.pid,
-                spare.process.returncode,
-            )
-        return None
-
-    def close(self) -> None:
-        """Stop the spare workers: they hold no volume, and exit at once."""
-        spares, self._spares = self._spares, []
-        for spare in spares:
-            _stop_spare(spare)
-
-    def pids(self) -> list[int]:
-        return [spare.process.pid for spare in self._spares]
 
 
 async def launch(
-    job: WorkerJob, log: str, spares: SparePool, deadline: float, allowed: float
-) -> subprocess.Popen[bytes]:
-    """Hand `job` to a spare (or to a worker started now) and wait until it says
-    ready by `deadline` (`allowed` seconds after the Mount began); a mount job's
-    mount is verified too. On failure the worker is killed (its mount taken
-    away) and MountFailed says why."""
+    job: WorkerJob,
+    log: str,
+    forks: ForkServer,
+    preload: tuple[str, ...],
+    deadline: float,
+    allowed: float,
+) -> ForkedWorker:
+    """Have the fork server start a worker for `job` (importing the `preload`
+    backends in itself first) and wait until it says ready by `deadline`
+    (`allowed` seconds after the Mount began); a mount job's mount is verified
+    too. On failure the worker is killed (its mount taken away) and MountFailed
+    says why."""
     name, mp, mounts = job.name, job.mountpoint, job.mode is JobMode.MOUNT
     log_start = _file_size(log)  # report only this run's log lines
-    taken = await spares.take(deadline)
-    if taken is not None:
-        proc, read_fd = taken
-        logger.info("mount worker {} (started ahead) serves volume {}", proc.pid, name)
-    else:
-        proc, read_fd = start_worker(log)
-        logger.info("started mount worker {} for volume {}", proc.pid, name)
+    read_fd, write_fd = os.pipe()
     try:
-        await anyio.to_thread.run_sync(_send_job, proc, job.to_json().encode())
+        proc = await anyio.to_thread.run_sync(
+            forks.spawn, job.to_json().encode(), preload, write_fd
+        )
+    except OSError as e:
+        os.close(read_fd)
+        raise MountFailed(f"could not start a mount worker for {name}: {e}") from e
+    finally:
+        os.close(write_fd)  # the worker has its own: EOF here when it exits
+    logger.info("started mount worker {} for volume {}", proc.pid, name)
+    try:
         report = await _await_readiness(read_fd, deadline)
         if report is None:
             raise MountFailed(
@@ -146,39 +72,6 @@ async def launch(
     finally:
         os.close(read_fd)
     return proc
-
-
-def start_worker(
-    log_path: str | None, preload: Sequence[str] = ()
-) -> tuple[subprocess.Popen[bytes], int]:
-    """Start a worker; returns it and the read end of its readiness pipe. Without
-    `log_path`, a spare: its output goes to its volume's log once it has a job."""
-    argv = [sys.executable, "-m", _WORKER_MODULE]
-    if log_path is None:
-        argv.append("--spare")
-        for type_name in preload:
-            argv += ["--preload", type_name]
-    else:
-        os.makedirs(os.path.dirname(log_path), mode=0o700, exist_ok=True)
-    read_fd, write_fd = os.pipe()
-    try:
-        with open(log_path or os.devnull, "ab") as log:
-            proc = subprocess.Popen(
-                [*argv, "--status-fd", str(write_fd)],
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=log,
-                pass_fds=(write_fd,),
-                start_new_session=True,  # survive a daemon crash and its signals
-                cwd="/",
-                env=_worker_env(),
-            )
-    except BaseException:
-        os.close(read_fd)
-        raise
-    finally:
-        os.close(write_fd)
-    return proc, read_fd
 
 
 async def _await_readiness(fd: int, deadline: float) -> Readiness | None:
@@ -202,25 +95,7 @@ async def _await_readiness(fd: int, deadline: float) -> Readiness | None:
     return None
 
 
-async def _await_idle(fd: int, within: float) -> bool:
-    """Whether a spare worker said it is idle on its readiness pipe in time."""
-    os.set_blocking(fd, False)
-    data = b""
-    with anyio.move_on_after(within):
-        while len(data) < len(SPARE_IDLE):
-            await anyio.wait_readable(fd)
-            try:
-                chunk = os.read(fd, len(SPARE_IDLE) - len(data))
-            except BlockingIOError:
-                continue
-            if not chunk:
-                return False
-            data += chunk
-        return data == SPARE_IDLE
-    return False
-
-
-async def _verify_mounted(mp: str, proc: subprocess.Popen[bytes]) -> None:
+async def _verify_mounted(mp: str, proc: ForkedWorker) -> None:
     # The worker says ready only after the kernel mount; allow a moment for
     # /proc/self/mountinfo anyway rather than trusting the word alone.
     with anyio.move_on_after(5):
@@ -232,7 +107,7 @@ async def _verify_mounted(mp: str, proc: subprocess.Popen[bytes]) -> None:
         raise MountFailed(f"mount worker reported ready but {mp} is not mounted")
 
 
-async def _kill(proc: subprocess.Popen[bytes], mp: str, *, unmount: bool) -> None:
+async def _kill(proc: ForkedWorker, mp: str, *, unmount: bool) -> None:
     if proc.poll() is None:
         proc.kill()
     await anyio.to_thread.run_sync(proc.wait)
@@ -241,7 +116,7 @@ async def _kill(proc: subprocess.Popen[bytes], mp: str, *, unmount: bool) -> Non
             await lazy_unmount(mp)
 
 
-async def _describe_exit(proc: subprocess.Popen[bytes], log: str, log_start: int) -> str:
+async def _describe_exit(proc: ForkedWorker, log: str, log_start: int) -> str:
     """Why a worker went away without a report: its exit status and its own words."""
     with anyio.move_on_after(5):
         while proc.poll() is None:  # noqa: ASYNC110 (the watcher thread owns wait())
@@ -249,41 +124,6 @@ async def _describe_exit(proc: subprocess.Popen[bytes], log: str, log_start: int
     code = proc.poll()
     status = "is still running" if code is None else f"exited with status {code}"
     return f"mount worker {status} without reporting ready" + with_tail(read_tail(log, log_start))
-
-
-def _stop_spare(spare: _Spare) -> None:
-    if not spare.taken:
-        spare.taken = True
-        if spare.finalizer is not None:
-            spare.finalizer.detach()
-        with contextlib.suppress(ProcessLookupError):
-            spare.process.kill()
-        _discard_spare(spare)
-
-
-def _discard_spare(spare: _Spare) -> None:
-    """Close its stdin (a spare still waiting exits on it) and reap it."""
-    os.close(spare.read_fd)
-    if spare.process.stdin is not None:
-        with contextlib.suppress(OSError):
-            spare.process.stdin.close()
-    spare.process.wait()
-
-
-def _worker_env() -> dict[str, str]:
-    env = dict(os.environ)
-    path = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = _PROJECT_ROOT + (os.pathsep + path if path else "")
-    return env
-
-
-def _send_job(proc: subprocess.Popen[bytes], data: bytes) -> None:
-    assert proc.stdin is not None
-    try:
-        proc.stdin.write(data)
-        proc.stdin.close()
-    except BrokenPipeError:
-        pass  # the worker died at once; its exit status and log tell why
 
 
 def _file_size(path: str) -> int:

@@ -93,7 +93,7 @@ def env(tmp_path: Path) -> Iterator[Env]:
     e = Env(tmp_path)
     yield e
     for m in e.managers:
-        m.close_spares()
+        m.close()
     # Never leave a worker or a FUSE mount behind, whatever the test did.
     workers = e.cache / "workers"
     if workers.is_dir():
@@ -418,103 +418,123 @@ async def test_unmount_of_a_hung_worker_still_removes_the_mount(env: Env) -> Non
     assert _wait_until(lambda: _gone(pid))
 
 
-# --- starting fast ------------------------------------------------------------
+# --- the fork server -----------------------------------------------------------
 
 
-def _pid_of_spare(manager: WorkerMountManager) -> int:
-    pids = manager.spare_pids()
-    assert pids, "no spare worker"
-    return pids[0]
+def _ppid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
-async def test_a_spare_worker_started_ahead_serves_the_next_mount(env: Env) -> None:
+async def test_workers_are_forked_by_the_preloaded_server_in_sessions_of_their_own(
+    env: Env,
+) -> None:
     (env.tmp / "remote2").mkdir()
     (env.tmp / "remote2" / "b.txt").write_text("two")
     manager = env.manager()
+    manager.start()
+    server = manager.fork_server_pid()
+    assert server is not None and _ppid(server) == os.getpid()
     one, two = env.volume("one"), env.volume("two", env.tmp / "remote2")
-    await manager.prepare(one)
-    await manager.mount(one)
-    spare = _pid_of_spare(manager)
-    assert os.getsid(spare) == spare  # its own session, as any worker
-
-    await manager.prepare(two)
-    await manager.mount(two)
-    assert manager.worker_pid("two") == spare
+    for v in (one, two):
+        await manager.prepare(v)
+        await manager.mount(v)
+    pids = [manager.worker_pid("one"), manager.worker_pid("two")]
+    for pid in pids:
+        assert pid is not None
+        assert _ppid(pid) == server  # forked, not a fresh interpreter
+        assert os.getsid(pid) == pid  # its own session: it outlives the daemon
     assert Path(two.mountpoint, "b.txt").read_text() == "two"
-    assert env.holder("two") == spare
+    assert env.holder("two") == pids[1]
     # Its output goes to its volume's log, where the daemon reads failures from.
     log = Path(worker_paths(str(env.cache), "two").log).read_text()
-    assert f"mount worker pid {spare} starting" in log
-    # And the next spares are already on their way.
-    spares = manager.spare_pids()
-    assert len(spares) == 2
-    assert not {spare, manager.worker_pid("one")} & set(spares)
+    assert f"mount worker pid {pids[1]} starting" in log
 
     await manager.unmount(one)
     await manager.unmount(two)
     await manager.shutdown()  # retires the workers that wait for another Mount
-    assert _wait_until(lambda: _gone(spare))
-    assert manager.spare_pids() == []
-    for pid in spares:
-        assert _wait_until(lambda pid=pid: _gone(pid))  # type: ignore[misc]
+    for pid in pids:
+        assert pid is not None and _wait_until(lambda pid=pid: _gone(pid))  # type: ignore[misc]
+    assert _gone(server)
 
 
-async def test_a_dead_spare_is_replaced_by_a_fresh_worker(env: Env, logs: list[str]) -> None:
+async def test_a_killed_fork_server_is_noticed_and_replaced_before_the_next_mount(
+    env: Env, logs: list[str]
+) -> None:
     manager, volume = env.manager(), env.volume()
     await manager.prepare(volume)
-    spares = manager.spare_pids()
-    assert spares
-    for spare in spares:
-        os.kill(spare, signal.SIGKILL)
     await manager.mount(volume)
-    pid = manager.worker_pid("vol")
-    assert pid is not None and pid not in spares
-    assert any("did not get ready" in line for line in logs)
-    assert Path(volume.mountpoint).is_dir() and is_mounted(volume.mountpoint)
-    await manager.unmount(volume)
+    first = manager.fork_server_pid()
+    worker = manager.worker_pid("vol")
+    assert first is not None and worker is not None
+    os.kill(first, signal.SIGKILL)
+    assert _wait_until(lambda: any(f"fork server {first} died" in line for line in logs))
+    assert _wait_until(lambda: manager.fork_server_pid() not in (None, first))
+    # The worker it forked serves on.
+    assert is_mounted(volume.mountpoint) and not _gone(worker)
+
+    (env.tmp / "remote2").mkdir()
+    other = env.volume("other", env.tmp / "remote2")
+    await manager.prepare(other)
+    await manager.mount(other)
+    assert _ppid(manager.worker_pid("other") or 0) == manager.fork_server_pid()
+    # A worker whose server died still has its exit noticed (through its pidfd).
+    os.kill(worker, signal.SIGKILL)
+    assert _wait_until(
+        lambda: any(f"mount worker {worker} for volume vol died" in line for line in logs)
+    )
+    await manager.unmount(other)
+    await manager.shutdown()
 
 
-async def test_no_spare_when_turned_off(env: Env) -> None:
-    manager, volume = env.manager(spare_workers=0), env.volume()
+async def test_a_fork_server_dying_at_start_again_is_left_to_the_next_mount(
+    env: Env, logs: list[str]
+) -> None:
+    manager, volume = env.manager(), env.volume()
+    manager.start()
+    first = manager.fork_server_pid()
+    assert first is not None
+    os.kill(first, signal.SIGKILL)  # soon after its start: restarted once
+    assert _wait_until(lambda: manager.fork_server_pid() not in (None, first))
+    second = manager.fork_server_pid()
+    assert second is not None
+    os.kill(second, signal.SIGKILL)  # and again: no loop of restarts
+    assert _wait_until(lambda: any(f"fork server {second} exited" in line for line in logs))
+    assert manager.fork_server_pid() == second
+    # The next Mount starts one.
     await manager.prepare(volume)
     await manager.mount(volume)
-    assert manager.spare_pids() == []
+    assert _ppid(manager.worker_pid("vol") or 0) == manager.fork_server_pid() != second
     await manager.unmount(volume)
+    await manager.shutdown()
 
 
-_DAEMON_WITH_SPARE = """
+_DAEMON_WITH_FORK_SERVER = """
 import anyio, sys
-from datetime import UTC, datetime
 from adapters.mounting.manager import WorkerMountManager
-from domain.volume import BackendSpec, Volume, VolumeSpec
-base, cache, remote = sys.argv[1:4]
-vol = Volume("vol", base + "/vol", datetime.now(UTC), {"remote": remote},
-             VolumeSpec(BackendSpec("local", remote)))
+base, cache = sys.argv[1:3]
 async def main():
     m = WorkerMountManager(base, cache, {}, "INFO", None)
-    await m.prepare(vol)
-    print(*m.spare_pids(), flush=True)
+    m.start()
+    print(m.fork_server_pid(), flush=True)
     await anyio.sleep(3600)
 anyio.run(main)
 """
 
 
-def test_the_spare_exits_with_its_daemon(env: Env) -> None:
+def test_the_fork_server_exits_with_its_daemon(env: Env) -> None:
     daemon = subprocess.Popen(
-        [sys.executable, "-c", _DAEMON_WITH_SPARE, str(env.base), str(env.cache), str(env.remote)],
+        [sys.executable, "-c", _DAEMON_WITH_FORK_SERVER, str(env.base), str(env.cache)],
         stdout=subprocess.PIPE,
         cwd=ROOT,
     )
     try:
         assert daemon.stdout is not None
-        spares = [int(pid) for pid in daemon.stdout.readline().split()]
+        server = int(daemon.stdout.readline())
     finally:
         daemon.kill()
         daemon.wait()
-    assert spares
-    for pid in spares:
-        # Not our child: gone means really gone (or a zombie of init's).
-        assert _wait_until(lambda pid=pid: _gone(pid)), "a spare outlived its daemon"  # type: ignore[misc]
+    # Not our child: gone means really gone (or a zombie of init's).
+    assert _wait_until(lambda: _gone(server)), "the fork server outlived its daemon"
 
 
 async def test_the_worker_answers_unmount_itself(env: Env, logs: list[str]) -> None:
