@@ -46,7 +46,7 @@ def parse_job(job: WorkerJob) -> ParsedJob:
 
 
 def make_storage_factory() -> StorageFactory:
-    # Imported here: a spare worker preloads only the backends it will need.
+    # Imported here: the fork server preloads only the backends its jobs need.
     from adapters.storage.factory import DefaultStorageFactory
 
     return DefaultStorageFactory()

@@ -74,8 +74,8 @@ class DefaultStorageFactory:
         self._builders[type_name] = builder
 
     def preload(self, type_name: str) -> None:
-        """Import what building a `type_name` storage needs, ahead of time (a spare
-        mount worker does it while it waits for its job). Unknown types and
+        """Import what building a `type_name` storage needs, ahead of time (the fork
+        server does it, so that the workers it forks share the imports). Unknown types and
         backends whose library is missing are left for `create` to report."""
         builder = self._builders.get(type_name)
         if isinstance(builder, _LazyBuilder):
