@@ -14,6 +14,13 @@ Pieces never cross the boundaries of `--vfs-read-chunk-size` chunks
 seek), so the remote is never asked past the chunk the reader is in. A read that
 arrives ahead of the one the stream expects waits up to `--vfs-read-wait` for
 it before counting as a seek: the kernel delivers concurrent reads out of order.
+
+With `--vfs-read-chunk-streams N` (N > 0) the pieces are instead whole chunks of
+`--vfs-read-chunk-size` (at most MAX_STREAM_PIECE: a piece is held in memory),
+without doubling, and up to N of them are fetched at once, each through its own
+remote reader (chunk i on reader i mod N), so that N ranged reads run in
+parallel for one sequential reader, as rclone's parallel chunked reader does.
+How many are in flight still follows the sequential streak.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from domain.volume import UNLIMITED
 
 FIRST_PIECE = 512 * 1024
 MAX_PIECE = 4 * 1024 * 1024
+MAX_STREAM_PIECE = 16 * 1024 * 1024
 
 
 class _Piece:
@@ -61,8 +69,17 @@ class ReadAhead:
         read_wait: float = 0.0,
         no_seek: bool = False,
         name: str = "",
+        streams: int = 0,
     ) -> None:
         self._open_reader = open_reader
+        # --vfs-read-chunk-streams: fixed pieces, each stream its own remote reader.
+        self._streams = streams if streams > 0 and chunk_size > 0 else 0
+        if self._streams:
+            first_piece = max_piece = min(chunk_size, MAX_STREAM_PIECE)
+            window = self._streams * max_piece
+            chunk_size = 0  # every piece is a chunk: no schedule to follow
+        self._stream_readers: list[RemoteReader | None] = [None] * self._streams
+        self._stream_locks = [asyncio.Lock() for _ in range(self._streams)]
         self._reader: RemoteReader | None = None
         self._open_lock = asyncio.Lock()
         self._size_hint = size_hint
@@ -75,6 +92,7 @@ class ReadAhead:
             max_request=max_piece,
             max_ahead=max(window, max_piece),
         )
+        self._piece = max_piece
         self._position = self._policy.start()
         self._no_seek = no_seek
         self._name = name
@@ -174,8 +192,31 @@ class ReadAhead:
         if self._reader is not None:
             reader, self._reader = self._reader, None
             await reader.close()
+        readers = [r for r in self._stream_readers if r is not None]
+        self._stream_readers = [None] * self._streams
+        for stream in readers:
+            await stream.close()
+
+    async def _stream_read(self, start: int, size: int) -> bytes:
+        """One chunk through its stream's reader (opened at its first chunk)."""
+        slot = (start // self._piece) % self._streams
+        async with self._stream_locks[slot]:
+            reader = self._stream_readers[slot]
+            if reader is None:
+                if self._closed:
+                    raise OSError(errno.EBADF, "read on a closed handle")
+                reader = self._stream_readers[slot] = await self._open_reader()
+            return await reader.read(start, size)
 
     async def _ensure_reader(self) -> RemoteReader:
+        if self._streams:
+            # The first stream's reader opens now, so that a missing file fails
+            # this read; the others open at their first chunk.
+            async with self._stream_locks[0]:
+                first = self._stream_readers[0]
+                if first is None:
+                    first = self._stream_readers[0] = await self._open_reader()
+                return first
         if self._reader is None:
             async with self._open_lock:
                 if self._reader is None:
@@ -241,7 +282,8 @@ class ReadAhead:
 
     def _add(self, reader: RemoteReader, start: int) -> None:
         size = self._piece_size(start)
-        task = asyncio.get_running_loop().create_task(reader.read(start, size))
+        fetch = self._stream_read(start, size) if self._streams else reader.read(start, size)
+        task = asyncio.get_running_loop().create_task(fetch)
         task.add_done_callback(_retrieve)
         self._pieces.append(_Piece(start, size, task))
         self._pieces.sort(key=lambda p: p.start)
