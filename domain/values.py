@@ -206,7 +206,7 @@ def parse_cache_mode(name: str, raw: str) -> CacheMode:
         raise _fail(name, "cache mode", raw, f"use one of {choices}") from None
 
 
-def parse_string_list(raw: str) -> tuple[str, ...]:
+def parse_string_list(raw: str, name: str = "list") -> tuple[str, ...]:
     """A comma-separated list, as a repeatable flag arrives through `-o key=a,b`.
 
     As rclone reads lists (CSV), an item in double quotes may hold commas:
@@ -216,7 +216,7 @@ def parse_string_list(raw: str) -> tuple[str, ...]:
     try:
         rows = list(csv.reader([raw], skipinitialspace=True, strict=True))
     except csv.Error as exc:
-        raise OptionError(f'invalid list "{raw}" ({exc}; quote items with ")') from None
+        raise OptionError(f'{name}: invalid list "{raw}" ({exc}; quote items with ")') from None
     return tuple(item.strip() for item in (rows[0] if rows else []) if item.strip())
 
 
@@ -264,7 +264,7 @@ class ValueType(enum.Enum):
             case ValueType.STRING:
                 return raw
             case ValueType.STRING_LIST:
-                return parse_string_list(raw)
+                return parse_string_list(raw, name)
             case ValueType.CACHE_MODE:
                 return parse_cache_mode(name, raw)
 
