@@ -29,6 +29,11 @@ S3 scenarios (--backend s3, or name them in --scenarios; sshfs does not take par
             rclone in mode off
   s3-list   ls -l of a prefix of --files objects, cold and warm
 
+Only when named in --scenarios (issue 11 §6):
+  streams     sequential read of the --size-mib file with --vfs-read-chunk-streams
+              1, 4 and 16 (--vfs-read-chunk-size 4M) against cloudvol's default reader
+  s3-streams  the same on the --s3-mib object
+
     make bench                       # every SFTP scenario at full size
     python bench/run.py --backend s3 # every S3 scenario at full size
     python bench/run.py --quick      # everything scaled down: a smoke run
