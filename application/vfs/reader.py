@@ -17,8 +17,8 @@ it before counting as a seek: the kernel delivers concurrent reads out of order.
 
 With `--vfs-read-chunk-streams N` (N > 0) the pieces are instead whole chunks of
 `--vfs-read-chunk-size` (at most MAX_STREAM_PIECE: a piece is held in memory),
-without doubling, and up to N of them are fetched at once, each through its own
-remote reader (chunk i on reader i mod N), so that N ranged reads run in
+without doubling, and up to N of them are fetched at once, each through a
+remote reader opened for it and closed after it, so that N ranged reads run in
 parallel for one sequential reader, as rclone's parallel chunked reader does.
 How many are in flight still follows the sequential streak.
 """
@@ -72,14 +72,13 @@ class ReadAhead:
         streams: int = 0,
     ) -> None:
         self._open_reader = open_reader
-        # --vfs-read-chunk-streams: fixed pieces, each stream its own remote reader.
+        # --vfs-read-chunk-streams: fixed pieces, each through a reader of its own.
         self._streams = streams if streams > 0 and chunk_size > 0 else 0
         if self._streams:
             first_piece = max_piece = min(chunk_size, MAX_STREAM_PIECE)
             window = self._streams * max_piece
             chunk_size = 0  # every piece is a chunk: no schedule to follow
-        self._stream_readers: list[RemoteReader | None] = [None] * self._streams
-        self._stream_locks = [asyncio.Lock() for _ in range(self._streams)]
+        self._stream_slots = asyncio.Semaphore(max(self._streams, 1))
         self._reader: RemoteReader | None = None
         self._open_lock = asyncio.Lock()
         self._size_hint = size_hint
@@ -192,31 +191,24 @@ class ReadAhead:
         if self._reader is not None:
             reader, self._reader = self._reader, None
             await reader.close()
-        readers = [r for r in self._stream_readers if r is not None]
-        self._stream_readers = [None] * self._streams
-        for stream in readers:
-            await stream.close()
 
     async def _stream_read(self, start: int, size: int) -> bytes:
-        """One chunk through its stream's reader (opened at its first chunk)."""
-        slot = (start // self._piece) % self._streams
-        async with self._stream_locks[slot]:
-            reader = self._stream_readers[slot]
-            if reader is None:
-                if self._closed:
-                    raise OSError(errno.EBADF, "read on a closed handle")
-                reader = self._stream_readers[slot] = await self._open_reader()
-            return await reader.read(start, size)
+        """One chunk through a remote reader of its own, closed once the chunk is
+        in: a reader kept for strided chunks would hold what it opened for the
+        chunks between (S3 keeps a GET's body per position, and the connection
+        pool runs dry), where a ranged read per chunk is what rclone does."""
+        async with self._stream_slots:
+            if self._closed:
+                raise OSError(errno.EBADF, "read on a closed handle")
+            reader = await self._open_reader()
+            try:
+                return await reader.read(start, size)
+            finally:
+                await reader.close()
 
-    async def _ensure_reader(self) -> RemoteReader:
+    async def _ensure_reader(self) -> RemoteReader | None:
         if self._streams:
-            # The first stream's reader opens now, so that a missing file fails
-            # this read; the others open at their first chunk.
-            async with self._stream_locks[0]:
-                first = self._stream_readers[0]
-                if first is None:
-                    first = self._stream_readers[0] = await self._open_reader()
-                return first
+            return None  # each chunk opens its own
         if self._reader is None:
             async with self._open_lock:
                 if self._reader is None:
@@ -253,7 +245,9 @@ class ReadAhead:
         # piece at a time, and a short answer then tells the real end.
         return self._size_hint
 
-    def _schedule(self, reader: RemoteReader, offset: int, force_from: int | None = None) -> None:
+    def _schedule(
+        self, reader: RemoteReader | None, offset: int, force_from: int | None = None
+    ) -> None:
         if force_from is not None:
             self._pieces = [p for p in self._pieces if p.end <= force_from or p.start > force_from]
             self._add(reader, force_from)
@@ -280,9 +274,12 @@ class ReadAhead:
             self._chunk_span = (chunk_start, chunk_end)
         return min(size, chunk_end - start)
 
-    def _add(self, reader: RemoteReader, start: int) -> None:
+    def _add(self, reader: RemoteReader | None, start: int) -> None:
         size = self._piece_size(start)
-        fetch = self._stream_read(start, size) if self._streams else reader.read(start, size)
+        if reader is None:
+            fetch = self._stream_read(start, size)
+        else:
+            fetch = reader.read(start, size)
         task = asyncio.get_running_loop().create_task(fetch)
         task.add_done_callback(_retrieve)
         self._pieces.append(_Piece(start, size, task))
