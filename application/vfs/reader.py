@@ -20,6 +20,7 @@ With `--vfs-read-chunk-streams N` (N > 0) the pieces are instead whole chunks of
 without doubling, and up to N of them are fetched at once, each through a
 remote reader opened for it and closed after it, so that N ranged reads run in
 parallel for one sequential reader, as rclone's parallel chunked reader does.
+With N = 1 the chunks follow each other on one reader, which streams them.
 How many are in flight still follows the sequential streak.
 """
 
@@ -207,7 +208,7 @@ class ReadAhead:
                 await reader.close()
 
     async def _ensure_reader(self) -> RemoteReader | None:
-        if self._streams:
+        if self._streams > 1:
             return None  # each chunk opens its own
         if self._reader is None:
             async with self._open_lock:
