@@ -175,6 +175,11 @@ class CacheStore(Protocol):
         """Whether the cache's file system keeps holes in files unallocated."""
         ...
 
+    def free_bytes(self) -> int:
+        """Bytes free for an unprivileged user on the cache's file system
+        (--vfs-cache-min-free-space)."""
+        ...
+
 
 class StorageFactory(Protocol):
     def create(self, backend: BackendSpec) -> RemoteStorage:

@@ -35,6 +35,10 @@ Issue 10 (bench/fleet.py; not in the default --backend sets):
   volumes   --volume-counts SFTP volumes at once, each held by an idle container:
             time until all run, longest List meanwhile, total PSS, processes
   mount     Mount + Unmount per docker run, fresh volume and volume used before
+Only when named in --scenarios (issue 11 §6):
+  streams     sequential read of the --size-mib file with --vfs-read-chunk-streams
+              1, 4 and 16 (--vfs-read-chunk-size 4M) against cloudvol's default reader
+  s3-streams  the same on the --s3-mib object
 
     make bench                       # every SFTP scenario at full size
     python bench/run.py --backend s3 # every S3 scenario at full size

@@ -8,6 +8,7 @@ remote, `s3-read` on the S3 one (see `BACKENDS`)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import statistics
 import subprocess
@@ -568,6 +569,58 @@ def tar_extract(bench: Bench, cfg: Config) -> list[Result]:
     ]
 
 
+STREAM_COUNTS = (1, 4, 16)
+STREAM_CHUNK = "4M"  # rclone's suggestion for parallel streams on object stores
+
+
+def chunk_streams(bench: Bench, cfg: Config, backend: str) -> list[Result]:
+    """--vfs-read-chunk-streams 1, 4 and 16 (chunks of 4 MiB) against the default
+    reader (no streams: pieces doubling up to 4 MiB, the read-ahead window in
+    flight), one sequential reader, cache mode off."""
+    remote = bench.remote(backend)
+    mib = cfg.s3_mib if backend == "s3" else cfg.size_mib
+    big = big_file(remote, mib)
+    base = bench.cloudvol_target(None)
+
+    def measure(target: VolumeTarget) -> Figure:
+        mount = held_mount(bench, target, remote)
+
+        def once() -> float:
+            with mount() as (mountpoint, _pid):
+                drop_page_cache()
+                remote.warm(big)
+                return mib / timed(lambda: read_whole(mountpoint / big))
+
+        return median_of(cfg.repeat, once)
+
+    default = attempt("cloudvol (no streams)", partial(measure, base))
+    results = []
+    for streams in STREAM_COUNTS:
+        target = dataclasses.replace(
+            base,
+            label=f"cloudvol ({streams} streams)",
+            options=(
+                *("-o", f"vfs-read-chunk-streams={streams}"),
+                *("-o", f"vfs-read-chunk-size={STREAM_CHUNK}"),
+            ),
+        )
+        figures = {
+            target.label: attempt(target.label, partial(measure, target)),
+            "cloudvol (no streams)": default,
+        }
+        results.append(
+            result(
+                f"{prefix(backend)}sequential read of {mib} MiB with --vfs-read-chunk-streams "
+                f"{streams} --vfs-read-chunk-size {STREAM_CHUNK}, cache mode off",
+                "MiB/s",
+                True,
+                figures,
+                {},
+            )
+        )
+    return results
+
+
 def prefix(backend: str) -> str:
     """How a scenario's row names its backend: SFTP rows keep their issue-4 names."""
     return "S3: " if backend == "s3" else ""
@@ -586,6 +639,8 @@ SCENARIOS: dict[str, Scenario] = {
     "s3-write": partial(sequential_write, backend="s3"),
     "s3-list": partial(listing, backend="s3"),
     "tar": tar_extract,  # issue 11; run by name (--scenarios tar)
+    "streams": partial(chunk_streams, backend="sftp"),
+    "s3-streams": partial(chunk_streams, backend="s3"),
 }
 # The scenarios `--backend` selects.
 BACKENDS: dict[str, list[str]] = {

@@ -150,7 +150,12 @@ class CacheItemUsage:
 
 
 def choose_evictions(
-    items: Sequence[CacheItemUsage], now: float, max_age: float, max_size: int
+    items: Sequence[CacheItemUsage],
+    now: float,
+    max_age: float,
+    max_size: int,
+    *,
+    free_shortfall: int = 0,
 ) -> list[str]:
     """Paths of the cache items to remove, in the order to remove them.
 
@@ -158,7 +163,9 @@ def choose_evictions(
     (rclone's cut-off is inclusive; a negative max_age disables this); then,
     while the bytes present in all items, open and dirty ones included, exceed
     `max_size`, the least recently used remaining clean, closed items. A
-    `max_size` of 0 or below means no limit, as in rclone.
+    `max_size` of 0 or below means no limit, as in rclone. Then, while
+    `free_shortfall` bytes (what --vfs-cache-min-free-space lacks on the cache's
+    disk) have not been freed, more of them, least recently used first.
     """
     paths = [item.path for item in items]
     if len(set(paths)) != len(paths):
@@ -182,6 +189,15 @@ def choose_evictions(
                 break
             chosen.append(item.path)
             total -= item.present_bytes
+    if free_shortfall > 0:
+        evicted = set(chosen)
+        freed = sum(item.present_bytes for item in items if item.path in evicted)
+        for item in kept:
+            if freed >= free_shortfall:
+                break
+            if item.path not in evicted:
+                chosen.append(item.path)
+                freed += item.present_bytes
     return chosen
 
 

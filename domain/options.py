@@ -21,7 +21,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from domain.errors import OptionError
-from domain.values import OptionValue, ValueType
+from domain.filters import check_filter_options
+from domain.log_format import check_log_format
+from domain.values import DURATION_OFF, OptionValue, ValueType
 from domain.volume import UNLIMITED, CacheMode, MountOptions, VfsOptions
 
 SUPPORTED = "supported"
@@ -30,12 +32,33 @@ ONLY_WINDOWS = "only meaningful on Windows, not supported"
 ONLY_MACOS = "only meaningful on macOS, not supported"
 ONLY_WINDOWS_MACOS = "only meaningful on Windows and macOS, not supported"
 NOT_FOR_PLUGIN = "meaningless for a volume plugin (each volume's mount is run by the daemon)"
+NO_IDMAP = (
+    "not supported: id-mapped FUSE mounts need libfuse 3.17 or newer (FUSE_ALLOW_IDMAP), "
+    "and this build has libfuse 3.14 (Debian 12) through pyfuse3, which has no way to ask for it"
+)
+NO_METADATA = (
+    "not supported yet: the listings cloudvol reads carry no object metadata "
+    "(SFTP has none; S3 user metadata is only read per file)"
+)
+
+# Reasons an accepted option does nothing here; logged once at INFO when given.
+NO_EFFECT_ON_LINUX = "rclone accepts it on Linux, where it has no effect"
+NO_CHANGE_NOTIFY = (
+    "SFTP and S3 cannot report changes, so there is nothing to poll; "
+    "listings are refreshed after dir-cache-time (or SIGHUP)"
+)
+NO_DAEMON_TIMEOUT = (
+    "Linux's FUSE has no per-request time limit to set (rclone passes it on macOS only)"
+)
+NO_VFS_CHECKERS = "rclone's VFS does not use checkers (only --transfers, for uploads)"
+NO_SYNC = "it only matters to sync, which a volume never does"
 
 
 class OptionKind(enum.Enum):
     MOUNT = "mount"  # a MountOptions field
     VFS = "vfs"  # a VfsOptions field
     GLOBAL = "global"  # a process-wide flag in rclone, settable per volume here (VfsOptions)
+    FILTER = "filter"  # a filter flag (VfsOptions.filters)
 
 
 @dataclass(frozen=True)
@@ -49,6 +72,7 @@ class OptionDecl:
     support: str = SUPPORTED  # or the reason the option is refused
     supported_choices: tuple[str, ...] | None = None  # enums: the values accepted so far
     short: str | None = None  # one-letter flag alias
+    no_effect: str = ""  # accepted, but does nothing here: why (logged once at INFO)
 
     @property
     def is_supported(self) -> bool:
@@ -72,7 +96,7 @@ class OptionDecl:
         return self.type.format(self.default)
 
 
-_M, _V, _G = OptionKind.MOUNT, OptionKind.VFS, OptionKind.GLOBAL
+_M, _V, _G, _F = OptionKind.MOUNT, OptionKind.VFS, OptionKind.GLOBAL, OptionKind.FILTER
 _B, _D, _S = ValueType.BOOL, ValueType.DURATION, ValueType.SIZE
 _MODE, _STR, _LIST = ValueType.MODE, ValueType.STRING, ValueType.STRING_LIST
 
@@ -94,7 +118,7 @@ OPTIONS: tuple[OptionDecl, ...] = (
                "Detach the mount into the background", support=NOT_FOR_PLUGIN),
     OptionDecl("daemon-timeout", _M, "daemon_timeout", _D, 0.0,
                "Time limit for answering a kernel request (0 = the kernel's default)",
-               support=NOT_YET),
+               no_effect=NO_DAEMON_TIMEOUT),
     OptionDecl("daemon-wait", _M, None, _D, 60.0,
                "How long to wait for a backgrounded mount to be ready",
                support=NOT_FOR_PLUGIN),
@@ -110,17 +134,20 @@ OPTIONS: tuple[OptionDecl, ...] = (
                "Most bytes the kernel may prefetch for sequential reads"),
     OptionDecl("mount-case-insensitive", _M, "case_insensitive", ValueType.TRISTATE, None,
                "Tell the OS the mount is case insensitive (true) or sensitive (false) "
-               "instead of asking the remote", support=NOT_YET),
-    OptionDecl("network-mode", _M, None, _B, False,
-               "Mount as a network drive", support=ONLY_WINDOWS),
-    OptionDecl("noappledouble", _M, None, _B, True,
-               "Hide Apple Double (._) and .DS_Store files", support=ONLY_MACOS),
-    OptionDecl("noapplexattr", _M, None, _B, False,
-               'Hide "com.apple.*" extended attributes', support=ONLY_MACOS),
+               "instead of asking the remote", no_effect=NO_EFFECT_ON_LINUX),
+    OptionDecl("network-mode", _M, "network_mode", _B, False,
+               "Mount as a network drive (Windows only)", no_effect=NO_EFFECT_ON_LINUX),
+    OptionDecl("noappledouble", _M, "noappledouble", _B, True,
+               "Hide Apple Double (._) and .DS_Store files (macOS only)",
+               no_effect=NO_EFFECT_ON_LINUX),
+    OptionDecl("noapplexattr", _M, "noapplexattr", _B, False,
+               'Hide "com.apple.*" extended attributes (macOS only)',
+               no_effect=NO_EFFECT_ON_LINUX),
     OptionDecl("option", _M, "extra_options", _LIST, (),
                "Mount option passed to libfuse, as after mount -o (repeatable)", short="o"),
-    OptionDecl("volname", _M, None, _STR, "",
-               "Volume label shown by the OS", support=ONLY_WINDOWS_MACOS),
+    OptionDecl("volname", _M, "volname", _STR, "",
+               "Volume label shown by the OS (Windows and macOS only)",
+               no_effect=NO_EFFECT_ON_LINUX),
     OptionDecl("write-back-cache", _M, "write_back_cache", _B, False,
                "Let the kernel buffer writes instead of writing through"),
     # --- VFS options ---
@@ -137,7 +164,7 @@ OPTIONS: tuple[OptionDecl, ...] = (
     OptionDecl("no-seek", _V, "no_seek", _B, False, "Refuse seeking in open files"),
     OptionDecl("poll-interval", _V, "poll_interval", _D, 60.0,
                "How often to ask the remote for changes (0 = never); "
-               "must be below dir-cache-time", support=NOT_YET),
+               "must be below dir-cache-time", no_effect=NO_CHANGE_NOTIFY),
     OptionDecl("read-only", _V, "read_only", _B, False, "Refuse every change to the volume"),
     OptionDecl("uid", _V, "uid", ValueType.UINT32, 0,
                "User owning every file (default: the daemon's uid)"),
@@ -167,7 +194,8 @@ OPTIONS: tuple[OptionDecl, ...] = (
     OptionDecl("vfs-read-wait", _V, "read_wait", _D, 0.020,
                "How long an out-of-order read waits for the in-order one before seeking"),
     OptionDecl("vfs-used-is-size", _V, "used_is_size", _B, False,
-               "Report used space by summing file sizes", support=NOT_YET),
+               "Report used space to df by summing the sizes of every file of the remote "
+               "(a walk of the whole remote, cached for dir-cache-time)"),
     OptionDecl("vfs-write-back", _V, "write_back", _D, 5.0,
                "Upload a changed file this long after its last close"),
     OptionDecl("vfs-write-wait", _V, "write_wait", _D, 1.0,
@@ -191,6 +219,81 @@ OPTIONS: tuple[OptionDecl, ...] = (
     OptionDecl("vfs-metadata-extension", _V, "metadata_extension", _STR, "",
                "Show each file's metadata as JSON in a virtual file with this extension "
                "added to its name (e.g. .metadata); not listed, found by name"),
+    # --- added: the remaining global flags of the seed page ---
+    OptionDecl("checkers", _G, "checkers", ValueType.INT, 8,
+               "Number of checkers to run in parallel", no_effect=NO_VFS_CHECKERS),
+    OptionDecl("use-server-modtime", _G, "use_server_modtime", _B, False,
+               "Use the server's modification time (S3: LastModified) instead of the "
+               "time kept in object metadata"),
+    OptionDecl("log-format", _G, "log_format", _STR, "date,time",
+               "Comma separated list of log format options: date, time, microseconds, "
+               "UTC, longfile, shortfile, pid, nolevel, json"),
+    # --- added: rclone 1.75's VFS and mount flags ---
+    OptionDecl("direct-io", _M, "direct_io", _B, False,
+               "Use direct I/O: the kernel caches no file data"),
+    OptionDecl("allow-idmap", _M, None, _B, False,
+               "Allow id-mapped mounts", support=NO_IDMAP),
+    OptionDecl("vfs-read-chunk-streams", _V, "read_chunk_streams", ValueType.INT, 0,
+               "Number of ranged reads of vfs-read-chunk-size run in parallel for one "
+               "sequential reader (0 = one stream of growing chunks)"),
+    OptionDecl("vfs-cache-min-free-space", _V, "cache_min_free_space", _S, UNLIMITED,
+               "Evict cached files to keep this much free on the cache's disk"),
+    OptionDecl("vfs-refresh", _V, "refresh", _B, False,
+               "Read every directory of the remote in the background at mount"),
+    OptionDecl("vfs-handle-caching", _V, None, _STR, "",
+               "Cache open file handles",
+               support="not supported: its meaning is not documented on the rclone page "
+               "cloudvol follows, so it is refused rather than guessed"),
+    OptionDecl("vfs-block-norm-dupes", _V, "block_norm_dupes", _B, False,
+               "Hide all but one of the names of a directory that are the same once "
+               "Unicode-normalised (NFC), and log an error"),
+    # --- added: filter flags (rclone's filtering rules; they hide what the volume shows) ---
+    OptionDecl("include", _F, "include", _LIST, (),
+               "Include files matching pattern (repeatable; adds an implied exclude of all else)"),
+    OptionDecl("exclude", _F, "exclude", _LIST, (),
+               "Exclude files matching pattern (repeatable)"),
+    OptionDecl("filter", _F, "filter", _LIST, (),
+               'Add a file filtering rule, "+ pattern" or "- pattern" (repeatable)'),
+    OptionDecl("filter-from", _F, "filter_from", _LIST, (),
+               "Read filtering rules from a file (repeatable)"),
+    OptionDecl("include-from", _F, "include_from", _LIST, (),
+               "Read include patterns from a file (repeatable)"),
+    OptionDecl("exclude-from", _F, "exclude_from", _LIST, (),
+               "Read exclude patterns from a file (repeatable)"),
+    OptionDecl("files-from", _F, "files_from", _LIST, (),
+               "Show only the files named in a file (repeatable)"),
+    OptionDecl("files-from-raw", _F, "files_from_raw", _LIST, (),
+               "Show only the files named in a file, lines taken as they are (repeatable)"),
+    OptionDecl("min-size", _F, "min_size", _S, UNLIMITED,
+               "Only show files bigger than this"),
+    OptionDecl("max-size", _F, "max_size", _S, UNLIMITED,
+               "Only show files smaller than this"),
+    OptionDecl("min-age", _F, "min_age", _D, DURATION_OFF,
+               "Only show files older than this"),
+    OptionDecl("max-age", _F, "max_age", _D, DURATION_OFF,
+               "Only show files younger than this"),
+    OptionDecl("max-depth", _F, "max_depth", ValueType.INT, -1,
+               "Show nothing deeper than this many levels (-1 = no limit)"),
+    OptionDecl("exclude-if-present", _F, "exclude_if_present", _LIST, (),
+               "Hide directories that hold a file of this name (repeatable)"),
+    OptionDecl("ignore-case", _F, "ignore_case", _B, False,
+               "Ignore case in filters"),
+    OptionDecl("hash-filter", _F, "hash_filter", _STR, "",
+               "Show only the files whose name hashes into bucket K of N (K/N)"),
+    OptionDecl("delete-excluded", _F, "delete_excluded", _B, False,
+               "Delete files on dest excluded from sync", no_effect=NO_SYNC),
+    OptionDecl("metadata-include", _F, None, _LIST, (),
+               "Include files whose metadata matches pattern", support=NO_METADATA),
+    OptionDecl("metadata-exclude", _F, None, _LIST, (),
+               "Exclude files whose metadata matches pattern", support=NO_METADATA),
+    OptionDecl("metadata-filter", _F, None, _LIST, (),
+               "Add a metadata filtering rule", support=NO_METADATA),
+    OptionDecl("metadata-include-from", _F, None, _LIST, (),
+               "Read metadata include patterns from a file", support=NO_METADATA),
+    OptionDecl("metadata-exclude-from", _F, None, _LIST, (),
+               "Read metadata exclude patterns from a file", support=NO_METADATA),
+    OptionDecl("metadata-filter-from", _F, None, _LIST, (),
+               "Read metadata filtering rules from a file", support=NO_METADATA),
 )  # fmt: skip
 
 _BY_NAME: dict[str, OptionDecl] = {decl.name: decl for decl in OPTIONS}
@@ -227,13 +330,48 @@ def apply_option_values(
     """
     mount_changes: dict[str, OptionValue] = {}
     vfs_changes: dict[str, OptionValue] = {}
+    filter_changes: dict[str, OptionValue] = {}
     for decl, value in _parse_all(values):
         assert decl.field is not None  # options without a field are never supported
-        target = mount_changes if decl.kind is OptionKind.MOUNT else vfs_changes
-        target[decl.field] = value
+        if decl.kind is OptionKind.MOUNT:
+            mount_changes[decl.field] = value
+        elif decl.kind is OptionKind.FILTER:
+            filter_changes[decl.field] = value
+        else:
+            vfs_changes[decl.field] = value
+    base_vfs = vfs or VfsOptions()
+    new_filters = dataclasses.replace(base_vfs.filters, **filter_changes)  # type: ignore[arg-type]
+    check_filter_options(new_filters)
     new_mount = dataclasses.replace(mount or MountOptions(), **mount_changes)  # type: ignore[arg-type]
-    new_vfs = dataclasses.replace(vfs or VfsOptions(), **vfs_changes)  # type: ignore[arg-type]
+    new_vfs = dataclasses.replace(base_vfs, filters=new_filters, **vfs_changes)  # type: ignore[arg-type]
+    if new_vfs.read_chunk_streams < 0:
+        raise OptionError(
+            f"vfs-read-chunk-streams: {new_vfs.read_chunk_streams} is negative "
+            "(use 0 for one stream, or the number of parallel reads)"
+        )
+    check_log_format(new_vfs.log_format)
     return new_mount, new_vfs
+
+
+def given_value(name: str, *layers: Mapping[str, str]) -> str | None:
+    """The raw value of option `name` in the last of `layers` (daemon flags, then
+    volume options) that gives it, keys compared normalised; None if none does."""
+    found = None
+    for layer in layers:
+        for key, value in layer.items():
+            if normalise_key(key) == name:
+                found = value
+    return found
+
+
+def ineffective_options(values: Mapping[str, str]) -> list[str]:
+    """One line per given option that is accepted but does nothing here, with why."""
+    notes = []
+    for key in sorted(values):
+        decl = find_option(key)
+        if decl is not None and decl.no_effect:
+            notes.append(f"{decl.name}={values[key]}: accepted with no effect: {decl.no_effect}")
+    return notes
 
 
 def check_option_values(values: Mapping[str, str]) -> None:

@@ -7,6 +7,7 @@ parsers read back to the same value (the state file and `--help` rely on it).
 
 from __future__ import annotations
 
+import csv
 import enum
 import math
 import re
@@ -205,9 +206,26 @@ def parse_cache_mode(name: str, raw: str) -> CacheMode:
         raise _fail(name, "cache mode", raw, f"use one of {choices}") from None
 
 
-def parse_string_list(raw: str) -> tuple[str, ...]:
-    """A comma-separated list, as a repeatable flag arrives through `-o key=a,b`."""
-    return tuple(item.strip() for item in raw.split(",") if item.strip())
+def parse_string_list(raw: str, name: str = "list") -> tuple[str, ...]:
+    """A comma-separated list, as a repeatable flag arrives through `-o key=a,b`.
+
+    As rclone reads lists (CSV), an item in double quotes may hold commas:
+    `-o include='"*.{jpg,png}",*.txt'`; `""` inside quotes is one `"`."""
+    if '"' not in raw:
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+    try:
+        rows = list(csv.reader([raw], skipinitialspace=True, strict=True))
+    except csv.Error as exc:
+        raise OptionError(f'{name}: invalid list "{raw}" ({exc}; quote items with ")') from None
+    return tuple(item.strip() for item in (rows[0] if rows else []) if item.strip())
+
+
+def format_string_list(value: tuple[str, ...]) -> str:
+    """The `-o` form of a list: items with commas or quotes are quoted (CSV)."""
+    return ",".join(
+        '"' + item.replace('"', '""') + '"' if ("," in item or '"' in item) else item
+        for item in value
+    )
 
 
 OptionValue = bool | int | float | str | tuple[str, ...] | CacheMode | None
@@ -246,7 +264,7 @@ class ValueType(enum.Enum):
             case ValueType.STRING:
                 return raw
             case ValueType.STRING_LIST:
-                return parse_string_list(raw)
+                return parse_string_list(raw, name)
             case ValueType.CACHE_MODE:
                 return parse_cache_mode(name, raw)
 
@@ -268,7 +286,7 @@ class ValueType(enum.Enum):
                 return format_mode(value)
             case ValueType.STRING_LIST:
                 assert isinstance(value, tuple)
-                return ",".join(value)
+                return format_string_list(value)
             case ValueType.CACHE_MODE:
                 assert isinstance(value, CacheMode)
                 return value.value

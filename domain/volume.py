@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +37,35 @@ class MountOptions:
     write_back_cache: bool = False
     case_insensitive: bool | None = None  # --mount-case-insensitive; None lets the remote decide
     extra_options: tuple[str, ...] = ()  # -o/--option values for libfuse
+    direct_io: bool = False  # --direct-io: the kernel caches no file data
+    # Windows/macOS-only flags: accepted, kept, and without effect on Linux.
+    network_mode: bool = False
+    noappledouble: bool = True
+    noapplexattr: bool = False
+    volname: str = ""
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    """rclone's filter flags, as given (rules are parsed by domain.filters)."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    filter: tuple[str, ...] = ()
+    filter_from: tuple[str, ...] = ()
+    include_from: tuple[str, ...] = ()
+    exclude_from: tuple[str, ...] = ()
+    files_from: tuple[str, ...] = ()
+    files_from_raw: tuple[str, ...] = ()
+    min_size: int = UNLIMITED
+    max_size: int = UNLIMITED
+    min_age: float = math.inf  # "off"
+    max_age: float = math.inf
+    max_depth: int = -1
+    exclude_if_present: tuple[str, ...] = ()
+    ignore_case: bool = False
+    hash_filter: str = ""
+    delete_excluded: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +104,15 @@ class VfsOptions:
     link_perms: int = 0o777
     metadata: bool = False
     metadata_extension: str = ""
+    # Added with rclone 1.75's VFS flags and the remaining global flags.
+    checkers: int = 8
+    use_server_modtime: bool = False
+    log_format: str = "date,time"
+    read_chunk_streams: int = 0
+    cache_min_free_space: int = UNLIMITED
+    refresh: bool = False
+    block_norm_dupes: bool = False
+    filters: FilterOptions = field(default_factory=lambda: FilterOptions())
 
 
 @dataclass(frozen=True)

@@ -297,7 +297,9 @@ def _serve_docker(ns: argparse.Namespace) -> int:
     except OptionError as exc:
         print(f"cloudvol: error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_file)
+    configure_logging(
+        settings.log_level, settings.log_file, settings.daemon_defaults.get("log-format")
+    )
     if ns.password_command:
         try:
             password = run_password_command(ns.password_command)

@@ -78,7 +78,8 @@ def given_option_values(ns: argparse.Namespace) -> dict[str, str]:
         raw = getattr(ns, _dest(decl), None)
         if raw is None:
             continue
-        values[decl.name] = ",".join(raw) if isinstance(raw, list) else str(raw)
+        # A list is joined as `-o` carries it, quoting items that hold commas.
+        values[decl.name] = decl.type.format(tuple(raw)) if isinstance(raw, list) else str(raw)
     check_option_values(values)
     return values
 

@@ -9,6 +9,8 @@ import sys
 
 from loguru import logger
 
+from domain.log_format import log_format
+
 _LEVELS = ("WARNING", "INFO", "DEBUG")
 _FORMAT = "{time:YYYY/MM/DD HH:mm:ss} {level: <7} {name}: {message}"
 
@@ -26,12 +28,19 @@ class _InterceptHandler(logging.Handler):
         logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
 
 
-def configure_logging(level: str, log_file: str | None = None) -> None:
+def configure_logging(
+    level: str, log_file: str | None = None, log_format_items: str | None = None
+) -> None:
+    """`log_format_items`: rclone's --log-format list, None for cloudvol's layout."""
     logger.remove()
+    template, serialize = _FORMAT, False
+    if log_format_items is not None:
+        chosen = log_format(log_format_items)
+        template, serialize = chosen.template, chosen.json
     if log_file:
-        logger.add(log_file, level=level, format=_FORMAT, enqueue=False)
+        logger.add(log_file, level=level, format=template, serialize=serialize, enqueue=False)
     else:
-        logger.add(sys.stderr, level=level, format=_FORMAT)
+        logger.add(sys.stderr, level=level, format=template, serialize=serialize)
     logging.basicConfig(handlers=[_InterceptHandler()], level=level, force=True)
     quiet_connection_logs(level)
 

@@ -33,6 +33,9 @@ from adapters.mounting.protocol import (
     encode_failure,
     worker_paths,
 )
+from domain.errors import OptionError
+from domain.log_format import log_format
+from domain.options import given_value
 from entrypoints.logging_setup import quiet_connection_logs
 
 if TYPE_CHECKING:
@@ -115,9 +118,18 @@ def _setup_logging(job: WorkerJob) -> None:
     logger.remove()
     logger.configure(extra={"volume": job.name})
     level = job.log_level.upper()
-    logger.add(sys.stderr, level=level, format=_FORMAT)
+    template, serialize = _FORMAT, False
+    raw_format = given_value("log-format", job.defaults, job.options)
+    if raw_format is not None:  # --log-format / -o log-format: rclone's layout
+        try:
+            chosen = log_format(raw_format, "{extra[volume]} {name}")
+        except OptionError:
+            chosen = None  # refused at Create already; keep the default layout
+        if chosen is not None:
+            template, serialize = chosen.template, chosen.json
+    logger.add(sys.stderr, level=level, format=template, serialize=serialize)
     if job.log_file:
-        logger.add(job.log_file, level=level, format=_FORMAT)
+        logger.add(job.log_file, level=level, format=template, serialize=serialize)
     logging.basicConfig(handlers=[_InterceptHandler()], level=level, force=True)
     quiet_connection_logs(level)
 

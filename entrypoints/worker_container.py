@@ -8,10 +8,12 @@ store, the VFS, the mount frontend and the `MountWorker` that runs them.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from dependency_injector import containers, providers
+from loguru import logger
 
 from adapters.cache import DiskCacheStore, cache_root
 from adapters.config import load_rclone_config
@@ -26,7 +28,9 @@ from adapters.mounting.worker import (
 from adapters.mounting.worker_admin import ExtraStats
 from application.ports import CacheStore, RemoteStorage, StorageFactory
 from application.vfs import Vfs
+from domain.filters import Filter, build_filter
 from domain.modtime_cost import modtime_is_slow
+from domain.options import ineffective_options
 from domain.volume import VolumeSpec
 from domain.volume_options import parse_volume_options
 
@@ -42,7 +46,11 @@ def parse_job(job: WorkerJob) -> ParsedJob:
     re-read, so a restarted worker sees its current remotes."""
     stamp = stamp_config_file(job.config_path)  # first: a later change shows as one
     config = load_rclone_config(job.config_path) if job.config_path else None
-    return ParsedJob(parse_volume_options(job.options, job.defaults, config).spec, stamp)
+    parsed = ParsedJob(parse_volume_options(job.options, job.defaults, config).spec, stamp)
+    # Options accepted with no effect here say so once, when the worker starts.
+    for note in ineffective_options({**job.defaults, **job.options}):
+        logger.info("{}", note)
+    return parsed
 
 
 def make_storage_factory() -> StorageFactory:
@@ -53,19 +61,37 @@ def make_storage_factory() -> StorageFactory:
 
 
 def make_storage(factory: StorageFactory, spec: VolumeSpec) -> RemoteStorage:
-    return factory.create(spec.backend)
+    storage = factory.create(spec.backend)
+    if spec.vfs.use_server_modtime and hasattr(storage, "use_server_modtime"):
+        storage.use_server_modtime = True  # backends with a server time of their own (S3)
+    return storage
+
+
+def _read_rules_file(path: str) -> list[str]:
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        return f.read().splitlines()
+
+
+def make_path_filter(spec: VolumeSpec) -> Filter:
+    """The volume's filter flags, with their rules files read now (as rclone
+    reads them once at start) and ages measured from now."""
+    return build_filter(spec.vfs.filters, _read_rules_file, time.time())
 
 
 def make_cache_store(job: WorkerJob) -> CacheStore:
     return DiskCacheStore(cache_root(job.cache_dir, job.name))
 
 
-def make_vfs(storage: RemoteStorage, spec: VolumeSpec, cache_store: CacheStore) -> Vfs:
+def make_vfs(
+    storage: RemoteStorage, spec: VolumeSpec, cache_store: CacheStore, path_filter: Filter
+) -> Vfs:
     return Vfs(
         storage,
         spec.vfs,
         cache_store=cache_store,
-        slow_modtime=modtime_is_slow(spec.backend.type),
+        # With --use-server-modtime the listing's time is the file's time: cheap.
+        slow_modtime=modtime_is_slow(spec.backend.type) and not spec.vfs.use_server_modtime,
+        path_filter=path_filter,
     )
 
 
@@ -92,12 +118,13 @@ class WorkerContainer(containers.DeclarativeContainer):
 
     parsed_job = providers.Singleton(parse_job, job)
     spec = parsed_job.provided.spec
+    path_filter = providers.Singleton(make_path_filter, spec)
     storage_factory = providers.Singleton(make_storage_factory)
     storage = providers.Singleton(make_storage, storage_factory, spec)
     # What the VFS and the worker use: `storage` with its bytes counted for the stats.
     counted_storage = providers.Singleton(CountingStorage, storage)
     cache_store = providers.Singleton(make_cache_store, job)
-    vfs = providers.Singleton(make_vfs, counted_storage, spec, cache_store)
+    vfs = providers.Singleton(make_vfs, counted_storage, spec, cache_store, path_filter)
     frontend = providers.Selector(config.frontend, fuse=providers.Singleton(fuse_frontend))
 
     # Called with `report=`: where the first mount's readiness line goes.

@@ -249,6 +249,11 @@ class DiskCacheStore:
         except OSError:
             return None
 
+    def free_bytes(self) -> int:
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        st = os.statvfs(self.root)
+        return st.f_bavail * st.f_frsize
+
     def sparse_supported(self) -> bool:
         os.makedirs(self.root, mode=0o700, exist_ok=True)
         probe = os.path.join(self.root, f".sparse-probe-{secrets.token_hex(4)}")

@@ -119,14 +119,13 @@ async def run_fuse(
     released (uploads committed) with `vfs.aclose()`."""
     pyfuse3.asyncio.enable()
     opts = fuse_options(fsname, options, vfs.options.read_only)
-    if options.daemon_timeout:
-        logger.info("daemon-timeout is not used on Linux (as with rclone)")
     initialised = asyncio.Event()
     ops = FuseOperations(
         vfs,
         options.attr_timeout,
         write_back_cache=options.write_back_cache,
         on_init=initialised.set,
+        direct_io=options.direct_io,
     )
     logger.debug("mounting {} with options {}", mountpoint, sorted(opts))
     pyfuse3.init(ops, mountpoint, opts)

@@ -81,6 +81,7 @@ class FuseOperations(pyfuse3.Operations):
         *,
         write_back_cache: bool = False,
         on_init: Callable[[], None] | None = None,
+        direct_io: bool = False,
     ) -> None:
         super().__init__()
         self._vfs = vfs
@@ -88,6 +89,8 @@ class FuseOperations(pyfuse3.Operations):
         # pyfuse3 asks the kernel for write-back caching when this is set.
         self.enable_writeback_cache = write_back_cache
         self._on_init = on_init
+        # --direct-io: every open bypasses the kernel's page cache.
+        self._direct_io = direct_io
 
     def init(self) -> None:
         # Called once the kernel's INIT has been answered: the mount serves requests.
@@ -234,7 +237,7 @@ class FuseOperations(pyfuse3.Operations):
 
     @_fuse_errors
     async def open(self, inode: InodeT, flags: FlagT, ctx: RequestContext) -> FileInfo:
-        return FileInfo(fh=await self._vfs.open(inode, flags))
+        return FileInfo(fh=await self._vfs.open(inode, flags), direct_io=self._direct_io)
 
     @_fuse_errors
     async def create(
@@ -248,7 +251,7 @@ class FuseOperations(pyfuse3.Operations):
         fh, attr = await self._vfs.create(
             parent_inode, _name(name), flags, mode=mode & ~ctx.umask, uid=ctx.uid, gid=ctx.gid
         )
-        return FileInfo(fh=fh), self._entry(attr)
+        return FileInfo(fh=fh, direct_io=self._direct_io), self._entry(attr)
 
     @_fuse_errors
     async def read(self, fh: FileHandleT, off: int, size: int) -> bytes:

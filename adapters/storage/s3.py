@@ -79,6 +79,8 @@ class S3Storage:
         # How readers close idle bodies later (tests close them by hand).
         self.schedule_idle_close: Schedule = call_later
         self._created = time.time()
+        # --use-server-modtime: times are LastModified, the mtime metadata unread.
+        self.use_server_modtime = False
 
     # keys
 
@@ -102,7 +104,7 @@ class S3Storage:
     def _file_entry(self, name: str, head: Mapping[str, Any]) -> RemoteEntry:
         meta = head.get("Metadata") or {}
         mtime: float | None = None
-        raw = meta.get(_MTIME_KEY)
+        raw = None if self.use_server_modtime else meta.get(_MTIME_KEY)
         if raw:
             try:
                 mtime = float(raw)

@@ -65,6 +65,7 @@ class ReadHandle:
             read_wait=options.read_wait,
             no_seek=options.no_seek,
             name=node.path,
+            streams=options.read_chunk_streams,
         )
 
     async def read(self, offset: int, size: int) -> bytes:

@@ -14,6 +14,14 @@ Pieces never cross the boundaries of `--vfs-read-chunk-size` chunks
 seek), so the remote is never asked past the chunk the reader is in. A read that
 arrives ahead of the one the stream expects waits up to `--vfs-read-wait` for
 it before counting as a seek: the kernel delivers concurrent reads out of order.
+
+With `--vfs-read-chunk-streams N` (N > 0) the pieces are instead whole chunks of
+`--vfs-read-chunk-size` (at most MAX_STREAM_PIECE: a piece is held in memory),
+without doubling, and up to N of them are fetched at once, each through a
+remote reader opened for it and closed after it, so that N ranged reads run in
+parallel for one sequential reader, as rclone's parallel chunked reader does.
+With N = 1 the chunks follow each other on one reader, which streams them.
+How many are in flight still follows the sequential streak.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from domain.volume import UNLIMITED
 
 FIRST_PIECE = 512 * 1024
 MAX_PIECE = 4 * 1024 * 1024
+MAX_STREAM_PIECE = 16 * 1024 * 1024
 
 
 class _Piece:
@@ -61,8 +70,16 @@ class ReadAhead:
         read_wait: float = 0.0,
         no_seek: bool = False,
         name: str = "",
+        streams: int = 0,
     ) -> None:
         self._open_reader = open_reader
+        # --vfs-read-chunk-streams: fixed pieces, each through a reader of its own.
+        self._streams = streams if streams > 0 and chunk_size > 0 else 0
+        if self._streams:
+            first_piece = max_piece = min(chunk_size, MAX_STREAM_PIECE)
+            window = self._streams * max_piece
+            chunk_size = 0  # every piece is a chunk: no schedule to follow
+        self._stream_slots = asyncio.Semaphore(max(self._streams, 1))
         self._reader: RemoteReader | None = None
         self._open_lock = asyncio.Lock()
         self._size_hint = size_hint
@@ -75,6 +92,7 @@ class ReadAhead:
             max_request=max_piece,
             max_ahead=max(window, max_piece),
         )
+        self._piece = max_piece
         self._position = self._policy.start()
         self._no_seek = no_seek
         self._name = name
@@ -175,7 +193,23 @@ class ReadAhead:
             reader, self._reader = self._reader, None
             await reader.close()
 
-    async def _ensure_reader(self) -> RemoteReader:
+    async def _stream_read(self, start: int, size: int) -> bytes:
+        """One chunk through a remote reader of its own, closed once the chunk is
+        in: a reader kept for strided chunks would hold what it opened for the
+        chunks between (S3 keeps a GET's body per position, and the connection
+        pool runs dry), where a ranged read per chunk is what rclone does."""
+        async with self._stream_slots:
+            if self._closed:
+                raise OSError(errno.EBADF, "read on a closed handle")
+            reader = await self._open_reader()
+            try:
+                return await reader.read(start, size)
+            finally:
+                await reader.close()
+
+    async def _ensure_reader(self) -> RemoteReader | None:
+        if self._streams > 1:
+            return None  # each chunk opens its own
         if self._reader is None:
             async with self._open_lock:
                 if self._reader is None:
@@ -212,7 +246,9 @@ class ReadAhead:
         # piece at a time, and a short answer then tells the real end.
         return self._size_hint
 
-    def _schedule(self, reader: RemoteReader, offset: int, force_from: int | None = None) -> None:
+    def _schedule(
+        self, reader: RemoteReader | None, offset: int, force_from: int | None = None
+    ) -> None:
         if force_from is not None:
             self._pieces = [p for p in self._pieces if p.end <= force_from or p.start > force_from]
             self._add(reader, force_from)
@@ -239,9 +275,13 @@ class ReadAhead:
             self._chunk_span = (chunk_start, chunk_end)
         return min(size, chunk_end - start)
 
-    def _add(self, reader: RemoteReader, start: int) -> None:
+    def _add(self, reader: RemoteReader | None, start: int) -> None:
         size = self._piece_size(start)
-        task = asyncio.get_running_loop().create_task(reader.read(start, size))
+        if reader is None:
+            fetch = self._stream_read(start, size)
+        else:
+            fetch = reader.read(start, size)
+        task = asyncio.get_running_loop().create_task(fetch)
         task.add_done_callback(_retrieve)
         self._pieces.append(_Piece(start, size, task))
         self._pieces.sort(key=lambda p: p.start)

@@ -24,16 +24,19 @@ class FsStats:
     name_max: int
 
 
-def fs_stats(options: VfsOptions) -> FsStats:
+def fs_stats(options: VfsOptions, used: int = 0) -> FsStats:
+    """`used`: bytes used, as --vfs-used-is-size counts them (the remote reports
+    no usage through the port, so 0 otherwise)."""
     total = options.disk_space_total_size
     if total == UNLIMITED or total < 0:
         total = _DEFAULT_TOTAL
     blocks = total // _STATFS_BLOCK
+    free = max(0, blocks - (used + _STATFS_BLOCK - 1) // _STATFS_BLOCK)
     return FsStats(
         block_size=_STATFS_BLOCK,
         blocks=blocks,
-        blocks_free=blocks,  # the remote reports no usage through the port
-        blocks_avail=blocks,
+        blocks_free=free,
+        blocks_avail=free,
         files=_DEFAULT_FILES,
         files_free=_DEFAULT_FILES,
         name_max=_NAME_MAX,

@@ -8,8 +8,10 @@ left in the cache; files with local changes keep their local size and time.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import time
+import unicodedata
 from collections.abc import Callable
 
 from loguru import logger
@@ -17,9 +19,14 @@ from loguru import logger
 from application.ports import RemoteStorage
 from application.vfs.cache.null import FileCache
 from application.vfs.nodes import ROOT_INODE, Node
+from domain.filters import Filter
 from domain.links import show_links
 from domain.paths import join
+from domain.remote_entry import RemoteEntry
 from domain.volume import VfsOptions
+
+# Directories listed at once by --vfs-refresh and --exclude-if-present.
+_PARALLEL_LISTINGS = 4
 
 
 class DirectoryTree:
@@ -29,8 +36,11 @@ class DirectoryTree:
         options: VfsOptions,
         cache: FileCache,
         clock: Callable[[], float],
+        path_filter: Filter | None = None,
     ) -> None:
+        """`path_filter`: rclone's filter flags; what it excludes is not shown."""
         self._storage = storage
+        self._filter = path_filter if path_filter is not None and path_filter.active else None
         self._options = options
         self._cache = cache
         self._clock = clock
@@ -137,6 +147,8 @@ class DirectoryTree:
             entries = await self._storage.list_dir(d.path)
             if self._options.links:
                 entries = show_links(entries)
+            # Filters see the names the volume shows: a link's, not its .rclonelink file's.
+            entries = await self._shown(d.path, entries)
             old = d.children or {}
             new: dict[str, Node] = {}
             for entry in entries:
@@ -179,6 +191,55 @@ class DirectoryTree:
             d.listed_at = self._clock()
             return new
 
+    async def _shown(self, path: str, entries: list[RemoteEntry]) -> list[RemoteEntry]:
+        """The entries of directory `path` that the filters and
+        --vfs-block-norm-dupes leave shown."""
+        flt = self._filter
+        if flt is not None:
+            entries = [
+                e
+                for e in entries
+                if (
+                    flt.include_dir(join(path, e.name))
+                    if e.is_dir
+                    else flt.include_file(join(path, e.name), e.size, e.mtime)
+                )
+            ]
+            if flt.exclude_if_present:
+                entries = await self._without_marked_dirs(path, entries, flt)
+        if self._options.block_norm_dupes:
+            entries = _without_norm_dupes(path, entries)
+        return entries
+
+    async def _without_marked_dirs(
+        self, path: str, entries: list[RemoteEntry], flt: Filter
+    ) -> list[RemoteEntry]:
+        # One listing per subdirectory (as rclone does): the cost of the flag.
+        dirs = [e for e in entries if e.is_dir]
+        hidden: set[str] = set()
+        for start in range(0, len(dirs), _PARALLEL_LISTINGS):
+            batch = dirs[start : start + _PARALLEL_LISTINGS]
+            listings = await asyncio.gather(
+                *(self._storage.list_dir(join(path, e.name)) for e in batch)
+            )
+            for entry, listing in zip(batch, listings, strict=True):
+                if flt.marks_excluded(c.name for c in listing if not c.is_dir):
+                    hidden.add(entry.name)
+        return [e for e in entries if not (e.is_dir and e.name in hidden)]
+
+    async def refresh(self) -> int:
+        """--vfs-refresh: list every directory shown, breadth first, so that the
+        first look at any of them is served from the cache. Returns how many."""
+        listed = 0
+        pending = [self.root]
+        while pending:
+            batch, pending = pending[:_PARALLEL_LISTINGS], pending[_PARALLEL_LISTINGS:]
+            listings = await asyncio.gather(*(self.listing(d) for d in batch))
+            listed += len(batch)
+            for children in listings:
+                pending.extend(c for c in children.values() if c.is_dir)
+        return listed
+
     def _follow_local_copy(self, node: Node) -> None:
         """Give a file node the size and time of its local changes, if any."""
         if node.is_dir or node.is_link:
@@ -192,3 +253,27 @@ def _repath(node: Node, path: str) -> None:
     node.path = path
     for name, child in (node.children or {}).items():
         _repath(child, join(path, name))
+
+
+def _without_norm_dupes(path: str, entries: list[RemoteEntry]) -> list[RemoteEntry]:
+    """One entry per Unicode-normalised (NFC) name: the one already in NFC if
+    there is one, else the first in code-point order; the others are logged."""
+    groups: dict[str, list[RemoteEntry]] = {}
+    for entry in entries:
+        groups.setdefault(unicodedata.normalize("NFC", entry.name), []).append(entry)
+    shown = []
+    for norm, group in groups.items():
+        if len(group) == 1:
+            shown.append(group[0])
+            continue
+        group.sort(key=lambda e: (e.name != norm, e.name))
+        shown.append(group[0])
+        logger.error(
+            "{!r}: {} names are {!r} once normalised; showing {!r}, hiding {}",
+            path,
+            len(group),
+            norm,
+            group[0].name,
+            ", ".join(repr(e.name) for e in group[1:]),
+        )
+    return shown

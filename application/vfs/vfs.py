@@ -14,6 +14,7 @@ everything pending; `stop()` cancels background work.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import time
@@ -33,8 +34,10 @@ from application.vfs.opening import FileOpener
 from application.vfs.statfs import FsStats, fs_stats
 from application.vfs.symlinks import Symlinks
 from application.vfs.tree import DirectoryTree
+from application.vfs.usage import RemoteUsage
 from domain.cache_record import CacheRecord
 from domain.errors import OptionError
+from domain.filters import Filter
 from domain.links import link_file_name
 from domain.metadata import FileMetadata
 from domain.paths import join
@@ -55,6 +58,7 @@ class Vfs:
         slow_modtime: bool = False,
         wall_clock: Callable[[], float] = time.time,
         upload_retry_base: float = 1.0,
+        path_filter: Filter | None = None,
     ) -> None:
         """`cache_store`: the volume's disk cache, needed by every cache mode but
         off (where it is still loaded, to upload what a killed worker left).
@@ -74,8 +78,12 @@ class Vfs:
                 on_uploaded=self._cache_uploaded,
                 retry_base=upload_retry_base,
             )
-        self._tree = DirectoryTree(storage, options, self.cache, clock)
+        self._tree = DirectoryTree(storage, options, self.cache, clock, path_filter)
         self._metadata = MetadataKeeper(storage, options)
+        self._usage = (
+            RemoteUsage(storage, options.dir_cache_time, clock) if options.used_is_size else None
+        )
+        self._refresh: asyncio.Task[None] | None = None
         self._opener = FileOpener(
             storage,
             options,
@@ -615,11 +623,30 @@ class Vfs:
         await self._handle(fh).fsync()
 
     def statfs(self) -> FsStats:
-        return fs_stats(self.options)
+        return fs_stats(self.options, self._usage.used if self._usage is not None else 0)
 
     async def start(self) -> None:
         """Load the disk cache; what a killed worker left dirty starts uploading."""
         await self.cache.start()
+        if self._usage is not None:
+            _ = self._usage.used  # the first walk starts now, not at the first df
+        if self.options.refresh:
+            self._refresh = asyncio.get_running_loop().create_task(self._refresh_tree())
+
+    async def _refresh_tree(self) -> None:
+        try:
+            listed = await self._tree.refresh()
+        except OSError as exc:
+            logger.error("vfs-refresh: reading the tree failed: {}", exc)
+            return
+        logger.info("vfs-refresh: {} directories read", listed)
+
+    async def wait_background(self) -> None:
+        """Wait for --vfs-refresh and --vfs-used-is-size's walks in progress."""
+        if self._refresh is not None:
+            await asyncio.gather(self._refresh, return_exceptions=True)
+        if self._usage is not None:
+            await self._usage.wait()
 
     async def drain(self) -> None:
         """Upload every pending file now and wait (after the mount has gone)."""
@@ -628,6 +655,12 @@ class Vfs:
 
     async def stop(self) -> None:
         """Cancel background work; pending uploads stay recorded on disk."""
+        task, self._refresh = self._refresh, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if self._usage is not None:
+            await self._usage.stop()
         await self.cache.stop()
 
     def pending_uploads(self) -> int:

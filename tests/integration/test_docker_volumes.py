@@ -107,7 +107,9 @@ def test_two_containers_share_a_volume_and_rm_is_refused_while_in_use(
         ("vfs-cache-mode=sometimes", "vfs-cache-mode"),
         ("dir-cache-time=soon", "dir-cache-time"),
         ("sftp-bogus=1", 'unsupported backend option "sftp-bogus"'),
-        ("vfs-used-is-size=true", "not supported yet"),
+        ("metadata-include=k=v", "metadata-include: not supported yet"),
+        ("allow-idmap=true", "allow-idmap: not supported: id-mapped FUSE mounts need libfuse"),
+        ("include=a[b", "include: mismatched '['"),
     ],
 )
 def test_bad_option_fails_create_with_its_name(

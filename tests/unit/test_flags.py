@@ -3,7 +3,7 @@ import argparse
 import pytest
 
 from domain.errors import OptionError
-from domain.options import OPTIONS
+from domain.options import OPTIONS, apply_option_values
 from domain.volume_options import parse_volume_options
 from entrypoints.flags import add_option_flags, given_option_values
 
@@ -80,9 +80,9 @@ def test_daemon_flag_not_mixed_in() -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--vfs-used-is-size"], "vfs-used-is-size: not supported yet"),
+        (["--allow-idmap"], "allow-idmap: not supported: "),
         (["--vfs-cache-mode", "most"], "vfs-cache-mode: invalid"),
-        (["--network-mode"], "network-mode: only meaningful on Windows"),
+        (["--metadata-include", "k=v"], "metadata-include: not supported yet"),
         (["--dir-cache-time", "soon"], "dir-cache-time: invalid duration"),
     ],
 )
@@ -105,3 +105,10 @@ def test_help_shows_formatted_defaults_and_support() -> None:
     assert "(default 16Mi)" in text
     assert "(default 0777)" in text
     assert "not supported yet" in text
+
+
+def test_repeated_list_flags_keep_items_that_hold_commas() -> None:
+    values = given("--include", "*.{jpg,png}", "--include", "*.txt")
+    assert values == {"include": '"*.{jpg,png}",*.txt'}
+    _, vfs = apply_option_values(values)
+    assert vfs.filters.include == ("*.{jpg,png}", "*.txt")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from loguru import logger
@@ -31,3 +34,17 @@ def test_asyncssh_connection_lines_only_at_debug(level: str, shown: bool) -> Non
     configure_logging(level)
     assert logging.getLogger("asyncssh").isEnabledFor(logging.INFO) is shown
     assert logging.getLogger("asyncssh").isEnabledFor(logging.WARNING)
+
+
+def test_log_format_shapes_the_daemons_lines(tmp_path: Path) -> None:
+    log = tmp_path / "daemon.log"
+    configure_logging("INFO", str(log), "pid,nolevel")
+    logger.info("hello")
+    text = log.read_text()
+    assert text.strip().endswith("hello") and f"[{os.getpid()}]" in text
+    assert "INFO" not in text
+    as_json = tmp_path / "json.log"
+    configure_logging("INFO", str(as_json), "json")
+    logger.info("structured")
+    record = json.loads(as_json.read_text().splitlines()[0])
+    assert record["record"]["message"] == "structured"

@@ -53,3 +53,41 @@ def test_an_overridden_storage_is_the_one_the_worker_gets(tmp_path: Path) -> Non
 
 def test_backends_that_pay_for_modification_times() -> None:
     assert modtime_is_slow("s3") and not modtime_is_slow("sftp")
+
+
+def test_options_without_effect_are_logged_once_at_info(tmp_path: Path) -> None:
+    from loguru import logger
+
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(m.record["level"].name + " " + m), level="INFO")
+    try:
+        WorkerContainer(job=_job(tmp_path, **{"poll-interval": "10s", "volname": "v"})).spec()
+    finally:
+        logger.remove(sink)
+    notes = [line for line in lines if "accepted with no effect" in line]
+    assert len(notes) == 2
+    assert all(line.startswith("INFO ") for line in notes)
+    assert any("SFTP and S3 cannot report changes" in line for line in notes)
+
+
+def test_filter_rules_files_are_read_when_the_worker_starts(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.write_text("- *.bak\n")
+    flt = WorkerContainer(job=_job(tmp_path, **{"filter-from": str(rules)})).path_filter()
+    assert flt.active
+    assert not flt.include_file("x.bak", 1, 0.0) and flt.include_file("x.txt", 1, 0.0)
+
+
+def test_use_server_modtime_makes_modification_times_cheap(tmp_path: Path) -> None:
+    from domain.volume import BackendSpec
+
+    job = _job(tmp_path, **{"use-server-modtime": "true"})
+    spec = WorkerContainer(job=job).spec()
+    assert spec.vfs.use_server_modtime
+    s3 = BackendSpec("s3", "bucket", {"provider": "Other", "endpoint": "http://127.0.0.1:1"})
+    from dataclasses import replace
+
+    from entrypoints.worker_container import make_storage, make_storage_factory
+
+    storage = make_storage(make_storage_factory(), replace(spec, backend=s3))
+    assert getattr(storage, "use_server_modtime", None) is True

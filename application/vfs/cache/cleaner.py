@@ -1,6 +1,7 @@
 """Eviction: every `cache_poll_interval`, `domain.cache_policy.choose_evictions`
 picks the clean, closed items to remove (by age, then least recently used above
-the size limit), counting the bytes really present in the sparse files."""
+the size limit, then least recently used until --vfs-cache-min-free-space is
+free on the cache's disk), counting the bytes really present in the sparse files."""
 
 from __future__ import annotations
 
@@ -53,6 +54,18 @@ class Cleaner:
             except Exception:
                 logger.exception("cache cleaning failed")
 
+    def _free_shortfall(self) -> int:
+        """Bytes to free for --vfs-cache-min-free-space (0 when off or met)."""
+        wanted = self._options.cache_min_free_space
+        if wanted <= 0:
+            return 0
+        try:
+            free = self._store.free_bytes()
+        except OSError as exc:
+            logger.warning("vfs-cache-min-free-space: can't read the cache's free space: {}", exc)
+            return 0
+        return max(0, wanted - free)
+
     async def clean(self) -> list[str]:
         """Evict what `choose_evictions` picks; returns the paths chosen."""
         usages = [
@@ -66,7 +79,11 @@ class Cleaner:
             for item in self._registry
         ]
         chosen = choose_evictions(
-            usages, self._now(), self._options.cache_max_age, self._options.cache_max_size
+            usages,
+            self._now(),
+            self._options.cache_max_age,
+            self._options.cache_max_size,
+            free_shortfall=self._free_shortfall(),
         )
         for path in chosen:
             item = self._registry.get(path)

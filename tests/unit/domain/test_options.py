@@ -10,6 +10,8 @@ from domain.options import (
     apply_option_values,
     check_option_values,
     find_option,
+    given_value,
+    ineffective_options,
     normalise_key,
 )
 from domain.volume import CacheMode, MountOptions, VfsOptions
@@ -18,7 +20,21 @@ from tests.rclone_doc import mentions_flag, serve_docker_flags
 DAEMON_ONLY = {"base-dir", "socket-addr", "socket-gid", "no-spec", "forget-state", "cache-dir"}
 
 # Global rclone flags that cloudvol takes per volume (each volume has its own process).
-PER_VOLUME_GLOBALS = {"buffer-size", "transfers"}
+PER_VOLUME_GLOBALS = {"buffer-size", "transfers", "checkers", "use-server-modtime", "log-format"}
+
+# rclone 1.75's VFS and mount flags and its filter group, which the seed page's
+# flag list does not show (issue 11 §6).
+NEWER_FLAGS = {
+    "direct-io", "allow-idmap", "vfs-read-chunk-streams", "vfs-cache-min-free-space",
+    "vfs-refresh", "vfs-handle-caching", "vfs-block-norm-dupes",
+}  # fmt: skip
+FILTER_FLAGS = {
+    "include", "exclude", "filter", "filter-from", "include-from", "exclude-from",
+    "files-from", "files-from-raw", "min-size", "max-size", "min-age", "max-age", "max-depth",
+    "exclude-if-present", "ignore-case", "hash-filter", "delete-excluded",
+    "metadata-include", "metadata-exclude", "metadata-filter", "metadata-include-from",
+    "metadata-exclude-from", "metadata-filter-from",
+}  # fmt: skip
 
 PAGE_FLAGS = serve_docker_flags()
 
@@ -30,7 +46,13 @@ POSIX_175 = {
 }  # fmt: skip
 
 # The mount and VFS options of rclone's `serve docker` page, plus the globals.
-RCLONE_OPTIONS = (set(PAGE_FLAGS) - DAEMON_ONLY - {"help"}) | PER_VOLUME_GLOBALS | set(POSIX_175)
+RCLONE_OPTIONS = (
+    (set(PAGE_FLAGS) - DAEMON_ONLY - {"help"})
+    | PER_VOLUME_GLOBALS
+    | NEWER_FLAGS
+    | FILTER_FLAGS
+    | set(POSIX_175)
+)
 
 SUPPORTED_NOW = {
     "allow-non-empty", "allow-other", "allow-root", "async-read", "attr-timeout", "debug-fuse",
@@ -41,6 +63,16 @@ SUPPORTED_NOW = {
     "vfs-cache-max-age", "vfs-cache-max-size", "vfs-cache-poll-interval", "vfs-fast-fingerprint",
     "vfs-read-ahead", "vfs-read-chunk-size", "vfs-read-chunk-size-limit", "vfs-read-wait",
     "vfs-write-back", "transfers",
+    # issue 11 §5: accepted (some with no effect on Linux, logged at INFO)
+    "vfs-used-is-size", "poll-interval", "daemon-timeout", "mount-case-insensitive",
+    "network-mode", "noappledouble", "noapplexattr", "volname", "checkers",
+    "use-server-modtime", "log-format",
+    # issue 11 §6
+    "vfs-read-chunk-streams", "vfs-cache-min-free-space", "vfs-refresh",
+    "vfs-block-norm-dupes", "direct-io",
+    "include", "exclude", "filter", "filter-from", "include-from", "exclude-from",
+    "files-from", "files-from-raw", "min-size", "max-size", "min-age", "max-age", "max-depth",
+    "exclude-if-present", "ignore-case", "hash-filter", "delete-excluded",
 } | set(POSIX_175)  # fmt: skip
 
 PROCESS_DEPENDENT = {"uid", "gid", "umask"}
@@ -49,7 +81,10 @@ PROCESS_DEPENDENT = {"uid", "gid", "umask"}
 def test_the_flags_kept_apart_are_rclone_flags() -> None:
     # The daemon's own flags are in the page's list, the globals in its text.
     assert DAEMON_ONLY - {"cache-dir"} <= set(PAGE_FLAGS)
-    assert all(mentions_flag(name) for name in PER_VOLUME_GLOBALS | {"cache-dir"})
+    assert all(
+        mentions_flag(name)
+        for name in {"buffer-size", "transfers", "checkers", "use-server-modtime", "cache-dir"}
+    )
 
 
 def test_every_rclone_option_is_declared_once() -> None:
@@ -61,7 +96,7 @@ def test_every_rclone_option_is_declared_once() -> None:
 
 def test_defaults_are_written_as_rclone_documents_them() -> None:
     for decl in OPTIONS:
-        if decl.name in PROCESS_DEPENDENT | PER_VOLUME_GLOBALS:
+        if decl.name in PROCESS_DEPENDENT | PER_VOLUME_GLOBALS | NEWER_FLAGS | FILTER_FLAGS:
             continue
         if decl.name in POSIX_175:
             assert decl.format_default() == POSIX_175[decl.name]
@@ -83,18 +118,20 @@ def test_fields_exist_and_defaults_agree_with_the_dataclasses() -> None:
         if decl.field is None:
             assert not decl.is_supported, decl.name
             continue
-        target = mount if decl.kind is OptionKind.MOUNT else vfs
+        target: object = mount if decl.kind is OptionKind.MOUNT else vfs
+        if decl.kind is OptionKind.FILTER:
+            target = vfs.filters
+        assert dataclasses.is_dataclass(target)
         assert decl.field in {f.name for f in dataclasses.fields(target)}, decl.name
         if decl.name not in PROCESS_DEPENDENT:
             assert getattr(target, decl.field) == decl.default, decl.name
 
 
 def test_globals_are_the_per_volume_process_flags() -> None:
-    assert {d.name for d in OPTIONS if d.kind is OptionKind.GLOBAL} == {
-        "buffer-size",
-        "transfers",
-        "links",  # rclone's global -l / --links
-        "metadata",  # rclone's global -M / --metadata
+    # rclone's global -l / --links and -M / --metadata are per volume too.
+    assert {d.name for d in OPTIONS if d.kind is OptionKind.GLOBAL} == PER_VOLUME_GLOBALS | {
+        "links",
+        "metadata",
     }
 
 
@@ -157,25 +194,37 @@ def test_apply_option_values_builds_on_given_base() -> None:
     assert (vfs.uid, vfs.gid) == (42, 7)
 
 
-@pytest.mark.parametrize(
-    "name", sorted(RCLONE_OPTIONS - SUPPORTED_NOW - {"daemon", "daemon-wait", "network-mode",
-                                                      "noappledouble", "noapplexattr", "volname"})
-)  # fmt: skip
-def test_not_yet_supported_options_are_refused_even_with_default_values(name: str) -> None:
+REFUSED_WITH_A_REASON = {
+    "daemon": "volume plugin",
+    "daemon-wait": "volume plugin",
+    "allow-idmap": "libfuse 3.17",
+    "vfs-handle-caching": "not documented",
+    "metadata-include": "no object metadata",
+    "metadata-exclude": "no object metadata",
+    "metadata-filter": "no object metadata",
+    "metadata-include-from": "no object metadata",
+    "metadata-exclude-from": "no object metadata",
+    "metadata-filter-from": "no object metadata",
+}
+
+
+def test_every_option_is_supported_or_refused_with_its_reason() -> None:
+    assert RCLONE_OPTIONS - SUPPORTED_NOW == set(REFUSED_WITH_A_REASON)
+
+
+@pytest.mark.parametrize(("name", "why"), sorted(REFUSED_WITH_A_REASON.items()))
+def test_refused_options_say_why_even_with_default_values(name: str, why: str) -> None:
     decl = find_option(name)
     assert decl is not None
     with pytest.raises(OptionError) as info:
         apply_option_values({name: decl.format_default()})
-    assert str(info.value) == f"{name}: not supported yet"
+    assert str(info.value).startswith(f"{name}: ")
+    assert why in str(info.value)
 
 
 @pytest.mark.parametrize(
     ("name", "why"),
     [
-        ("network-mode", "Windows"),
-        ("noappledouble", "macOS"),
-        ("noapplexattr", "macOS"),
-        ("volname", "Windows and macOS"),
         ("daemon", "volume plugin"),
         ("daemon-wait", "volume plugin"),
     ],
@@ -187,6 +236,72 @@ def test_platform_and_plugin_meaningless_options_say_why(name: str, why: str) ->
     assert message.startswith(f"{name}: ")
     assert why in message
     assert "not supported yet" not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "why"),
+    [
+        ("network-mode", "true", "no effect"),
+        ("noappledouble", "false", "no effect"),
+        ("noapplexattr", "true", "no effect"),
+        ("volname", "x", "no effect"),
+        ("mount-case-insensitive", "true", "no effect"),
+        ("daemon-timeout", "10s", "per-request time limit"),
+        ("poll-interval", "10s", "SFTP and S3 cannot report changes"),
+        ("checkers", "16", "checkers"),
+        ("delete-excluded", "true", "sync"),
+    ],
+)
+def test_options_without_effect_are_accepted_and_say_why(name: str, raw: str, why: str) -> None:
+    check_option_values({name: raw})
+    notes = ineffective_options({name: raw, "read-only": "true"})
+    assert len(notes) == 1
+    assert notes[0].startswith(f"{name}={raw}: accepted with no effect: ")
+    assert why in notes[0]
+
+
+def test_new_options_land_in_their_fields() -> None:
+    mount, vfs = apply_option_values(
+        {
+            "direct-io": "true",
+            "vfs-read-chunk-streams": "4",
+            "vfs-cache-min-free-space": "1G",
+            "vfs-refresh": "true",
+            "vfs-block-norm-dupes": "true",
+            "vfs-used-is-size": "true",
+            "use-server-modtime": "true",
+            "log-format": "date,time,UTC",
+            "include": '"*.{jpg,png}",*.txt',
+            "min-size": "1K",
+            "max-age": "1d",
+            "max-depth": "2",
+        }
+    )
+    assert mount.direct_io
+    assert (vfs.read_chunk_streams, vfs.cache_min_free_space) == (4, 1 << 30)
+    assert vfs.refresh and vfs.block_norm_dupes and vfs.used_is_size and vfs.use_server_modtime
+    assert vfs.log_format == "date,time,UTC"
+    assert vfs.filters.include == ("*.{jpg,png}", "*.txt")
+    assert (vfs.filters.min_size, vfs.filters.max_age, vfs.filters.max_depth) == (1024, 86400, 2)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"vfs-read-chunk-streams": "-1"}, "vfs-read-chunk-streams: -1 is negative"),
+        ({"log-format": "date,colour"}, 'log-format: unknown item "colour"'),
+        ({"include": "a[b"}, "include: mismatched '['"),
+        ({"filter": "* x"}, 'filter: malformed rule "* x"'),
+        ({"hash-filter": "3/2"}, "hash-filter: bucket 3 is not below 2"),
+        ({"files-from": "/l", "exclude": "x"}, "files-from: it overrides every other filter"),
+        ({"filter-from": "-"}, "filter-from: standard input"),
+        ({"max-depth": "-2"}, "max-depth: -2"),
+    ],
+)
+def test_new_options_refuse_bad_values_by_name(values: dict[str, str], message: str) -> None:
+    with pytest.raises(OptionError) as info:
+        apply_option_values(values)
+    assert str(info.value).startswith(message)
 
 
 @pytest.mark.parametrize("mode", ["off", "writes", "FULL", "minimal"])
@@ -218,3 +333,9 @@ def test_async_read_can_only_stay_on() -> None:
     assert decl.parse("true") is True
     with pytest.raises(OptionError, match='async-read: "false" is not supported yet'):
         decl.parse("false")
+
+
+def test_given_value_takes_the_last_layer_that_gives_it() -> None:
+    assert given_value("log-format", {"log-format": "date"}, {"Log_Format": "pid"}) == "pid"
+    assert given_value("log-format", {"log-format": "date"}, {}) == "date"
+    assert given_value("log-format", {}, {}) is None

@@ -301,3 +301,14 @@ def test_string_list() -> None:
 )
 def test_value_type_round_trip(type_: ValueType, value: object) -> None:
     assert type_.parse("o", type_.format(value)) == value  # type: ignore[arg-type]
+
+
+def test_string_lists_quote_items_that_hold_commas() -> None:
+    from domain.values import format_string_list, parse_string_list
+
+    items = ("*.{jpg,png}", 'say "hi"', "plain")
+    assert format_string_list(items) == '"*.{jpg,png}","say ""hi""",plain'
+    assert parse_string_list(format_string_list(items)) == items
+    assert parse_string_list("a, b,,c") == ("a", "b", "c")
+    with pytest.raises(OptionError):
+        parse_string_list('"open')
