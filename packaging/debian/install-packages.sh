@@ -24,6 +24,8 @@ role=${1:-}
 
 RUN_PACKAGES="fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv"
 TEST_PACKAGES="openssh-server openssh-client busybox-static rclone sshfs psmisc iproute2 mmdebstrap"
+# issue 13's remotes: Samba's smbd serves the SMB tests on a loopback port.
+TEST_PACKAGES="$TEST_PACKAGES samba"
 
 installed() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]

@@ -1,0 +1,244 @@
+"""rclone's webdav, ftp, smb, azureblob and http remotes, with rclone's option
+names, over well-kept fsspec filesystems (webdav4, fsspec's ftp, smbprotocol's
+smbclient through fsspec's smb, adlfs, fsspec's http) served by `FsspecStorage`.
+
+Each builder maps the rclone options onto the filesystem's parameters; the
+filesystem itself is made on first use, inside the worker's event loop.
+"""
+
+from __future__ import annotations
+
+import getpass
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from adapters.storage.backend_options import CheckedOptions, check_backend_options
+from adapters.storage.fsspec_files import in_thread
+from adapters.storage.fsspec_storage import FsspecStorage
+from adapters.storage.obscure import reveal
+from adapters.storage.storage_common import to_timestamp
+from domain.errors import OptionError
+from domain.volume import BackendSpec
+
+
+def _password(checked: CheckedOptions, name: str = "pass") -> str:
+    obscured = checked.text(name)
+    return reveal(obscured, f"{checked.backend_type} option {name!r}") if obscured else ""
+
+
+def _user(checked: CheckedOptions) -> str:
+    """rclone's default user for ftp and smb: the user running it."""
+    return checked.text("user") or getpass.getuser()
+
+
+def _root(spec: BackendSpec) -> str:
+    return spec.root.strip("/")
+
+
+# --- webdav ---------------------------------------------------------------------
+
+
+def build_webdav_storage(spec: BackendSpec) -> FsspecStorage:
+    checked = check_backend_options("webdav", spec.options)
+    url = checked.text("url")
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise OptionError(f"webdav option 'url' must be an http:// or https:// URL, got {url!r}")
+    user, password = checked.text("user"), _password(checked)
+    token = checked.text("bearer_token")
+
+    def make() -> Any:
+        from webdav4.fsspec import WebdavFileSystem
+
+        extra: dict[str, Any] = {}
+        if token:
+            extra["headers"] = {"Authorization": f"Bearer {token}"}
+        auth = (user, password) if user or password else None
+        return WebdavFileSystem(url, auth=auth, **extra)
+
+    return FsspecStorage(
+        make,
+        _root(spec),
+        label=f"webdav {url} {spec.root or '/'}",
+        secrets=[s for s in (password, token) if s],
+    )
+
+
+# --- ftp ------------------------------------------------------------------------
+
+
+class _Serialised:
+    """A filesystem whose calls take turns: fsspec's FTP filesystem drives one
+    control connection, which two threads must never talk over at once."""
+
+    def __init__(self, fs: Any) -> None:
+        self.fs = fs
+        self.lock = threading.RLock()
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.fs, name)
+        if not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self.lock:
+                return value(*args, **kwargs)
+
+        return call
+
+
+def _ftp_time(value: object) -> float | None:
+    """MLSD's `modify` fact (YYYYMMDDHHMMSS[.sss], UTC)."""
+    if not isinstance(value, str) or len(value) < 14 or not value[:14].isdigit():
+        return None
+    moment = datetime.strptime(value[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+class FtpStorage(FsspecStorage):
+    """FTP keeps modification times: read from MLSD, set with MFMT."""
+
+    def _mtime(self, info: Mapping[str, Any]) -> float | None:
+        return _ftp_time(info.get("modify")) or to_timestamp(info.get("mtime"))
+
+    async def set_mtime(self, path: str, mtime: float) -> None:
+        found = await self._find(path)
+        if found.entry.is_dir:
+            return  # directories keep their times in the VFS
+        serialised = self.filesystem()
+        stamp = datetime.fromtimestamp(mtime, tz=UTC).strftime("%Y%m%d%H%M%S")
+        full = self._full(path)
+
+        def send() -> None:
+            with serialised.lock:
+                serialised.fs.ftp.sendcmd(f"MFMT {stamp} {full}")
+
+        await self._guard(path, in_thread(send))
+
+
+def build_ftp_storage(spec: BackendSpec) -> FtpStorage:
+    checked = check_backend_options("ftp", spec.options)
+    host, port = checked.text("host"), checked.integer("port") or 21
+    user, password = _user(checked), _password(checked)
+    explicit_tls = checked.flag("explicit_tls")
+
+    def make() -> Any:
+        from fsspec.implementations.ftp import FTPFileSystem
+
+        fs = FTPFileSystem(
+            host,
+            port=port,
+            username=user,
+            password=password,
+            tls=explicit_tls,
+            timeout=30,
+            skip_instance_cache=True,
+        )
+        return _Serialised(fs)
+
+    return FtpStorage(
+        make,
+        spec.root.rstrip("/") if spec.root.strip("/") else "",
+        label=f"ftp {user}@{host}:{port} {spec.root or '/'}",
+        secrets=[password] if password else [],
+    )
+
+
+# --- smb ------------------------------------------------------------------------
+
+
+def build_smb_storage(spec: BackendSpec) -> FsspecStorage:
+    checked = check_backend_options("smb", spec.options)
+    host, port = checked.text("host"), checked.integer("port") or 445
+    user, password, domain = _user(checked), _password(checked), checked.text("domain")
+    if not _root(spec):
+        raise OptionError("the smb backend needs a share: -o path=share or -o path=share/dir")
+
+    def make() -> Any:
+        from fsspec.implementations.smb import SMBFileSystem
+
+        return SMBFileSystem(
+            host,
+            port=port,
+            username=f"{domain}\\{user}" if domain else user,
+            password=password,
+            timeout=30,
+            skip_instance_cache=True,
+        )
+
+    return FsspecStorage(
+        make,
+        "/" + _root(spec),
+        label=f"smb {user}@{host}:{port} {spec.root}",
+        secrets=[password] if password else [],
+    )
+
+
+# --- azureblob ------------------------------------------------------------------
+
+
+def build_azureblob_storage(spec: BackendSpec) -> FsspecStorage:
+    checked = check_backend_options("azureblob", spec.options)
+    account, key = checked.text("account"), checked.text("key")
+    sas_url, endpoint = checked.text("sas_url"), checked.text("endpoint")
+    root = _root(spec)
+    kwargs: dict[str, Any] = {}
+    if sas_url:
+        parts = urlsplit(sas_url)
+        container = parts.path.strip("/")
+        if not parts.query:
+            raise OptionError("azureblob option 'sas_url' has no SAS token (the part after ?)")
+        account = account or (parts.hostname or "").split(".")[0]
+        service = f"{parts.scheme}://{parts.netloc}"
+        kwargs["connection_string"] = f"BlobEndpoint={service};SharedAccessSignature={parts.query}"
+        root = "/".join(p for p in (container, root) if p)
+    elif not account:
+        raise OptionError("azureblob needs 'account' (with 'key'), or 'sas_url'")
+    elif endpoint:
+        scheme = urlsplit(endpoint).scheme or "https"
+        kwargs["connection_string"] = (
+            f"DefaultEndpointsProtocol={scheme};AccountName={account};"
+            + (f"AccountKey={key};" if key else "")
+            + f"BlobEndpoint={endpoint};"
+        )
+    else:
+        kwargs.update(account_name=account, account_key=key or None)
+    if not root:
+        raise OptionError(
+            "the azureblob backend needs a container: -o path=container or -o path=container/dir"
+        )
+
+    def make() -> Any:
+        from adlfs import AzureBlobFileSystem
+
+        return AzureBlobFileSystem(
+            **kwargs, asynchronous=True, skip_instance_cache=True, use_listings_cache=False
+        )
+
+    return FsspecStorage(
+        make,
+        root,
+        label=f"azureblob {account} {root}",
+        secrets=[s for s in (key, sas_url, urlsplit(sas_url).query) if s],
+    )
+
+
+# --- http -----------------------------------------------------------------------
+
+
+def build_http_storage(spec: BackendSpec) -> FsspecStorage:
+    checked = check_backend_options("http", spec.options)
+    url = checked.text("url")
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise OptionError(f"http option 'url' must be an http:// or https:// URL, got {url!r}")
+    base = url.rstrip("/")
+    root = f"{base}/{_root(spec)}" if _root(spec) else base
+
+    def make() -> Any:
+        from fsspec.implementations.http import HTTPFileSystem
+
+        return HTTPFileSystem(asynchronous=True, skip_instance_cache=True)
+
+    return FsspecStorage(make, root, label=f"http {root}", read_only=True, kind_from_listing=True)
