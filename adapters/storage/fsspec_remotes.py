@@ -8,7 +8,9 @@ filesystem itself is made on first use, inside the worker's event loop.
 
 from __future__ import annotations
 
+import errno
 import getpass
+import posixpath
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -21,6 +23,8 @@ from adapters.storage.fsspec_storage import FsspecStorage
 from adapters.storage.obscure import reveal
 from adapters.storage.storage_common import to_timestamp
 from domain.errors import OptionError
+from domain.paths import basename
+from domain.remote_entry import RemoteEntry
 from domain.volume import BackendSpec
 
 
@@ -41,7 +45,17 @@ def _root(spec: BackendSpec) -> str:
 # --- webdav ---------------------------------------------------------------------
 
 
-def build_webdav_storage(spec: BackendSpec) -> FsspecStorage:
+class WebdavStorage(FsspecStorage):
+    """A rename is one MOVE that replaces the target (webdav4's own `mv` copies
+    files, then deletes them, and refuses to replace)."""
+
+    async def _move_file(self, src: str, dst: str, source: RemoteEntry) -> None:
+        client = self.filesystem().client
+        full_src, full_dst = self._full(src), self._full(dst)
+        await self._guard(src, in_thread(lambda: client.move(full_src, full_dst, overwrite=True)))
+
+
+def build_webdav_storage(spec: BackendSpec) -> WebdavStorage:
     checked = check_backend_options("webdav", spec.options)
     url = checked.text("url")
     if urlsplit(url).scheme not in ("http", "https"):
@@ -58,7 +72,7 @@ def build_webdav_storage(spec: BackendSpec) -> FsspecStorage:
         auth = (user, password) if user or password else None
         return WebdavFileSystem(url, auth=auth, **extra)
 
-    return FsspecStorage(
+    return WebdavStorage(
         make,
         _root(spec),
         label=f"webdav {url} {spec.root or '/'}",
@@ -98,10 +112,28 @@ def _ftp_time(value: object) -> float | None:
 
 
 class FtpStorage(FsspecStorage):
-    """FTP keeps modification times: read from MLSD, set with MFMT."""
+    """FTP keeps modification times: read from MLSD, set with MFMT. A relative
+    root is taken from the login directory, as rclone does."""
+
+    def filesystem(self) -> Any:
+        fresh = self._fs is None
+        serialised = super().filesystem()
+        if fresh and not self.root.startswith("/"):
+            with serialised.lock:
+                home = serialised.fs.ftp.pwd()
+            self.root = posixpath.join(home, self.root).rstrip("/") or "/"
+        return serialised
 
     def _mtime(self, info: Mapping[str, Any]) -> float | None:
         return _ftp_time(info.get("modify")) or to_timestamp(info.get("mtime"))
+
+    async def list_dir(self, path: str) -> list[RemoteEntry]:
+        entries = await super().list_dir(path)
+        # Listing a file falls back to LIST, which shows the file as its own child.
+        if len(entries) == 1 and not entries[0].is_dir and entries[0].name == basename(path):
+            if not (await self._find(path)).entry.is_dir:
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+        return entries
 
     async def set_mtime(self, path: str, mtime: float) -> None:
         found = await self._find(path)
@@ -135,6 +167,7 @@ def build_ftp_storage(spec: BackendSpec) -> FtpStorage:
             tls=explicit_tls,
             timeout=30,
             skip_instance_cache=True,
+            use_listings_cache=False,  # the VFS keeps its own directory cache
         )
         return _Serialised(fs)
 
@@ -149,7 +182,40 @@ def build_ftp_storage(spec: BackendSpec) -> FtpStorage:
 # --- smb ------------------------------------------------------------------------
 
 
-def build_smb_storage(spec: BackendSpec) -> FsspecStorage:
+class SmbStorage(FsspecStorage):
+    """smbclient's errors carry an errno but are not Python's OSError subclasses
+    (FileNotFoundError...): rebuilt as those, so the port's contract holds."""
+
+    def _error(self, exc: BaseException, path: str) -> BaseException:
+        if isinstance(exc, OSError) and type(exc).__module__.startswith("smbprotocol"):
+            exc = OSError(exc.errno, exc.strerror or str(exc))  # the errno picks the class
+        return super()._error(exc, path)
+
+    def _unc(self, path: str) -> str:
+        from fsspec.implementations.smb import _as_unc_path
+
+        return str(_as_unc_path(self.filesystem().host, self._full(path)))
+
+    async def _move_file(self, src: str, dst: str, source: RemoteEntry) -> None:
+        import smbclient  # replace, not rename: the target file, if any, goes
+
+        port = self.filesystem().port
+        unc_src, unc_dst = self._unc(src), self._unc(dst)
+        await self._guard(src, in_thread(lambda: smbclient.replace(unc_src, unc_dst, port=port)))
+
+    async def set_mtime(self, path: str, mtime: float) -> None:
+        found = await self._find(path)
+        if found.entry.is_dir:
+            return  # directories keep their times in the VFS
+        import smbclient
+
+        port, unc = self.filesystem().port, self._unc(path)
+        await self._guard(
+            path, in_thread(lambda: smbclient.utime(unc, times=(mtime, mtime), port=port))
+        )
+
+
+def build_smb_storage(spec: BackendSpec) -> SmbStorage:
     checked = check_backend_options("smb", spec.options)
     host, port = checked.text("host"), checked.integer("port") or 445
     user, password, domain = _user(checked), _password(checked), checked.text("domain")
@@ -168,7 +234,7 @@ def build_smb_storage(spec: BackendSpec) -> FsspecStorage:
             skip_instance_cache=True,
         )
 
-    return FsspecStorage(
+    return SmbStorage(
         make,
         "/" + _root(spec),
         label=f"smb {user}@{host}:{port} {spec.root}",
