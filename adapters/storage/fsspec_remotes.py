@@ -17,15 +17,20 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
+
 from adapters.storage.backend_options import CheckedOptions, check_backend_options
 from adapters.storage.fsspec_files import in_thread
 from adapters.storage.fsspec_storage import FsspecStorage
 from adapters.storage.obscure import reveal
-from adapters.storage.storage_common import to_timestamp
+from adapters.storage.relpath import components
+from adapters.storage.storage_common import Found, to_timestamp
 from domain.errors import OptionError
-from domain.paths import basename
+from domain.paths import basename, parent_of
 from domain.remote_entry import RemoteEntry
 from domain.volume import BackendSpec
+
+_HEADS_AT_ONCE = 16  # HEAD requests of one http listing in flight
 
 
 def _password(checked: CheckedOptions, name: str = "pass") -> str:
@@ -294,7 +299,40 @@ def build_azureblob_storage(spec: BackendSpec) -> FsspecStorage:
 # --- http -----------------------------------------------------------------------
 
 
-def build_http_storage(spec: BackendSpec) -> FsspecStorage:
+class HttpStorage(FsspecStorage):
+    """A directory is an index page, which gives names only: as rclone's http
+    backend does, each file listed is asked for (HEAD) its size and time, a few
+    at a time. A single path is looked up in its parent's page, then asked for."""
+
+    async def list_dir(self, path: str) -> list[RemoteEntry]:
+        entries = await super().list_dir(path)
+        limiter = anyio.CapacityLimiter(_HEADS_AT_ONCE)
+
+        async def head(index: int, entry: RemoteEntry) -> None:
+            child = f"{path}/{entry.name}" if path else entry.name
+            async with limiter:
+                info = await self._guard(child, self._run("info", self._full(child)))
+            entries[index] = self._entry(entry.name, info)
+
+        async with anyio.create_task_group() as group:
+            for index, entry in enumerate(entries):
+                if not entry.is_dir:
+                    group.start_soon(head, index, entry)
+        return entries
+
+    async def _find(self, path: str) -> Found:
+        if not components(path):
+            return await super()._find(path)
+        for entry in await super().list_dir(parent_of(path)):
+            if entry.name == basename(path):
+                if entry.is_dir:
+                    return Found(entry)
+                info = await self._guard(path, self._run("info", self._full(path)))
+                return Found(self._entry(entry.name, info), isinstance(info.get("size"), int))
+        raise FileNotFoundError(errno.ENOENT, "no such file or directory", path)
+
+
+def build_http_storage(spec: BackendSpec) -> HttpStorage:
     checked = check_backend_options("http", spec.options)
     url = checked.text("url")
     if urlsplit(url).scheme not in ("http", "https"):
@@ -307,4 +345,4 @@ def build_http_storage(spec: BackendSpec) -> FsspecStorage:
 
         return HTTPFileSystem(asynchronous=True, skip_instance_cache=True)
 
-    return FsspecStorage(make, root, label=f"http {root}", read_only=True, kind_from_listing=True)
+    return HttpStorage(make, root, label=f"http {root}", read_only=True, kind_from_listing=True)

@@ -116,6 +116,9 @@ class CryptStorage:
 
     async def check(self) -> None:
         await self._inner.check()
+        # The remote's top first: a wrong password must not go on to make the
+        # volume's root there under a name only that password reads.
+        await self._check_keys("")
         made = ""
         for part in self._names.encrypt_path(self._root, is_file=False):
             made = f"{made}/{part}" if made else part
@@ -124,12 +127,12 @@ class CryptStorage:
                 await self._inner.mkdir(made)  # rclone makes the root on first write
             elif not entry.is_dir:
                 raise RemoteUnavailable(f"{self.label}: the root is a file on the remote")
-        await self._check_keys()
+        if made:
+            await self._check_keys(made)
 
-    async def _check_keys(self) -> None:
-        """Refuse a password that does not open what is already there: names that
-        do not decrypt, or a file whose first chunk fails authentication."""
-        remote_root = self._remote("", is_file=False)
+    async def _check_keys(self, remote_root: str) -> None:
+        """Refuse a password that does not open what is already in `remote_root`:
+        names that do not decrypt, or a file whose first chunk fails authentication."""
         listed = (await self._inner.list_dir(remote_root))[:_CHECK_SAMPLE]
         shown = [self._shown(entry) for entry in listed]
         wrong = RemoteUnavailable(
