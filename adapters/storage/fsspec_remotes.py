@@ -250,7 +250,47 @@ def build_smb_storage(spec: BackendSpec) -> SmbStorage:
 # --- azureblob ------------------------------------------------------------------
 
 
-def build_azureblob_storage(spec: BackendSpec) -> FsspecStorage:
+class AzureBlobStorage(FsspecStorage):
+    """Blobs are renamed by copy and delete (the service has no rename), one blob
+    at a time under a directory. Modification times are kept as rclone keeps
+    them, in the blob's `mtime` metadata (RFC 3339); directories exist only as
+    the prefixes of their blobs, as with rclone's azureblob."""
+
+    async def _run(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name != "mv":
+            return await super()._run(name, *args, **kwargs)
+        fs = self.filesystem()
+        src, dst = str(args[0]), str(args[1])
+        if not kwargs.get("recursive"):
+            await fs._cp_file(src, dst)
+            await fs._rm_file(src)
+            return None
+        for blob in await fs._find(src):
+            await fs._cp_file(blob, dst + str(blob)[len(src) :])
+            await fs._rm_file(blob)
+        return None
+
+    async def _move_dir(self, src: str, dst: str) -> None:
+        # A directory made by mkdir is remembered in memory, yet blobs written
+        # into it since are real: move those first, then the remembered ones.
+        await self._guard(src, self._run("mv", self._full(src), self._full(dst), recursive=True))
+        await super()._move_dir(src, dst)
+
+    def _mtime(self, info: Mapping[str, Any]) -> float | None:
+        metadata = info.get("metadata") or {}
+        stamp = to_timestamp(metadata.get("mtime")) if isinstance(metadata, Mapping) else None
+        return stamp if stamp is not None else super()._mtime(info)
+
+    async def set_mtime(self, path: str, mtime: float) -> None:
+        found = await self._find(path)
+        if found.entry.is_dir:
+            return  # directories keep their times in the VFS
+        stamp = datetime.fromtimestamp(mtime, tz=UTC).isoformat().replace("+00:00", "Z")
+        fs = self.filesystem()
+        await self._guard(path, fs._setxattrs(self._full(path), mtime=stamp, is_directory="false"))
+
+
+def build_azureblob_storage(spec: BackendSpec) -> AzureBlobStorage:
     checked = check_backend_options("azureblob", spec.options)
     account, key = checked.text("account"), checked.text("key")
     sas_url, endpoint = checked.text("sas_url"), checked.text("endpoint")
@@ -288,7 +328,7 @@ def build_azureblob_storage(spec: BackendSpec) -> FsspecStorage:
             **kwargs, asynchronous=True, skip_instance_cache=True, use_listings_cache=False
         )
 
-    return FsspecStorage(
+    return AzureBlobStorage(
         make,
         root,
         label=f"azureblob {account} {root}",

@@ -54,6 +54,12 @@ case "$role" in
         ;;
 esac
 
+# The azureblob tests run Azurite, which npm installs (Makefile): Debian's npm brings
+# Node.js. A host with Node.js from elsewhere (npm included) keeps its own.
+if [ "$role" != run ] && ! command -v npm >/dev/null 2>&1; then
+    wanted="$wanted npm"
+fi
+
 missing=""
 for package in $wanted; do
     installed "$package" || missing="$missing $package"

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from adapters.storage.obscure import obscure
+from tests.integration.fixtures.azurite import ACCOUNT, KEY, Azurite, azurite
 from tests.integration.fixtures.cloudvol_daemon import CloudvolDaemon, cloudvol_daemon
 from tests.integration.fixtures.docker_env import create, docker_env, unique
 from tests.integration.fixtures.dockerd import Dockerd, dockerd
@@ -22,6 +23,7 @@ from tests.integration.fixtures.file_servers import (
 from tests.integration.fixtures.sshd import SshdServer, sshd
 
 __all__ = [
+    "azurite",
     "cloudvol_daemon", "docker_env", "dockerd", "ftp_server", "http_server", "smb_server",
     "sshd", "webdav_server",
 ]  # fmt: skip  # used by name
@@ -133,6 +135,26 @@ def test_http_volume_is_read_only(
     assert out[2] == "static"
     assert "Read-only file system" in out[3]
     assert not (http_server.data_dir / "new").exists()
+
+
+def test_azureblob_volume(docker_env: tuple[Dockerd, CloudvolDaemon], azurite: Azurite) -> None:
+    from azure.storage.blob import BlobServiceClient
+
+    docker, daemon = docker_env
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    container = service.create_container("vols")
+    container.upload_blob("before.txt", b"in the container\n")
+    name = unique("az")
+    create(
+        docker, daemon, name, "-o", "type=azureblob", "-o", f"azureblob-account={ACCOUNT}",
+        "-o", f"azureblob-key={KEY}", "-o", f"azureblob-endpoint={azurite.endpoint}",
+        "-o", "path=vols/dir",
+    )  # fmt: skip
+    create(docker, daemon, name + "top", "-o", f"remote=:azureblob,account={ACCOUNT},"
+           f"key='{KEY}',endpoint='{azurite.endpoint}':vols")  # fmt: skip
+    assert docker.in_container(name, "echo blob > /data/f; cat /data/f") == "blob\n"
+    assert container.download_blob("dir/f").readall() == b"blob\n"
+    assert docker.in_container(name + "top", "cat /data/before.txt") == "in the container\n"
 
 
 def test_alias_and_union_volumes(
