@@ -67,8 +67,7 @@ class CryptRemote:
     def options(self, path: str) -> list[str]:
         s = self.server
         sftp = (
-            f":sftp,host={s.host},port={s.port},user={s.user},key_file='{s.key_file}':"
-            f"{self.root}"
+            f":sftp,host={s.host},port={s.port},user={s.user},key_file='{s.key_file}':{self.root}"
         )
         return [
             "-o", "type=crypt", "-o", f"crypt-remote={sftp}",
