@@ -38,3 +38,13 @@ def test_every_redactor_uses_the_secret_list() -> None:
         "sftp-key-pem": "***",
         "sftp-key-file": "/k",
     }
+
+
+def test_secrets_of_a_remote_inside_a_remote_are_redacted() -> None:
+    crypt = ":crypt,remote=':sftp,host=h,pass=SFTPSECRET:/srv',password=CRYPTSECRET:"
+    redacted = redact_options({"remote": crypt, "crypt-remote": ":webdav,pass='X,Y':"})
+    assert "SFTPSECRET" not in redacted["remote"] and "CRYPTSECRET" not in redacted["remote"]
+    assert "host=h" in redacted["remote"]
+    assert "X,Y" not in redacted["crypt-remote"]
+    for key in ("crypt-password", "crypt-password2", "azureblob-key", "azureblob-sas-url"):
+        assert is_secret_option(key), key
