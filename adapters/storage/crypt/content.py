@@ -8,7 +8,6 @@ from __future__ import annotations
 import errno
 import os
 
-import anyio
 from nacl.exceptions import CryptoError
 from nacl.secret import SecretBox
 
@@ -22,9 +21,6 @@ from adapters.storage.crypt.cipher import (
 from application.ports import RemoteReader, RemoteWriter
 
 _NONCE_MODULUS = 1 << (8 * NONCE_SIZE)
-# Batches from this size are sealed or opened in a worker thread (libsodium lets
-# go of the GIL), so the event loop keeps the transfers and FUSE going meanwhile.
-_THREAD_FROM = 4 * SEALED_CHUNK
 
 
 def _chunk_nonce(base: int, index: int) -> bytes:
@@ -63,24 +59,14 @@ class CryptReader:
         if index <= last:
             start = HEADER_SIZE + index * SEALED_CHUNK
             sealed = await self._inner.read(start, (last - index + 1) * SEALED_CHUNK)
-            opened = (
-                await anyio.to_thread.run_sync(self._open_all, index, sealed)
-                if len(sealed) >= _THREAD_FROM
-                else self._open_all(index, sealed)
-            )
-            chunks.extend(opened)
-            index += len(opened)
+            for pos in range(0, len(sealed), SEALED_CHUNK):
+                chunks.append(self._open(index, sealed[pos : pos + SEALED_CHUNK]))
+                index += 1
         if chunks:
             self._kept = (index - 1, chunks[-1])
         data = b"".join(chunks)
         skip = offset - first * CHUNK_SIZE
         return data[skip : skip + end - offset]
-
-    def _open_all(self, first: int, sealed: bytes) -> list[bytes]:
-        return [
-            self._open(first + n, sealed[pos : pos + SEALED_CHUNK])
-            for n, pos in enumerate(range(0, len(sealed), SEALED_CHUNK))
-        ]
 
     def _open(self, index: int, sealed: bytes) -> bytes:
         try:
@@ -117,17 +103,12 @@ class CryptWriter:
         if len(self._plain) < CHUNK_SIZE:
             return
         whole = len(self._plain) - len(self._plain) % CHUNK_SIZE
-        plain = bytes(self._plain[:whole])
+        view = memoryview(self._plain)
+        for pos in range(0, whole, CHUNK_SIZE):
+            self._seal(bytes(view[pos : pos + CHUNK_SIZE]))
+        view.release()
         del self._plain[:whole]
-        if whole >= _THREAD_FROM:
-            await anyio.to_thread.run_sync(self._seal_all, plain)
-        else:
-            self._seal_all(plain)
         await self._flush()
-
-    def _seal_all(self, plain: bytes) -> None:
-        for pos in range(0, len(plain), CHUNK_SIZE):
-            self._seal(plain[pos : pos + CHUNK_SIZE])
 
     async def _flush(self) -> None:
         if self._pending:
