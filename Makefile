@@ -23,6 +23,8 @@ $(VENV)/.installed-test: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	# Azurite, the Azure Blob server of the azureblob tests, is on npm only.
+	npm install -q --prefix $(VENV)/azurite --no-audit --no-fund azurite@3
 	touch $(VENV)/.installed-run $@
 
 install: $(VENV)/.installed-run

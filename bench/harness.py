@@ -372,6 +372,7 @@ class Bench:
         self.rclone: RcloneDaemon | None = None
         self._sftp: SftpRemote | None = None
         self._s3: S3Remote | None = None
+        self._more: dict[str, Remote] = {}  # issue 13's crypt and webdav remotes
         self._cleanup = contextlib.ExitStack()
         self._servers = contextlib.ExitStack()  # closed after the plugins that use them
 
@@ -400,12 +401,31 @@ class Bench:
         remotes: dict[str, Callable[[], Remote]] = {
             "sftp": lambda: self.sftp,
             "s3": lambda: self.s3,
+            "crypt": self._issue13_remote("crypt"),
+            "webdav": self._issue13_remote("webdav"),
         }
         return remotes[backend]()
 
+    def _issue13_remote(self, backend: str) -> Callable[[], Remote]:
+        """crypt over the SFTP server, or WebDAV (bench/remotes.py), made on first use."""
+
+        def make() -> Remote:
+            from bench.remotes import CryptRemote, running_webdav
+
+            if backend not in self._more:
+                if backend == "crypt":
+                    self._more[backend] = CryptRemote(self.sftp.server, self.root / "crypt")
+                else:
+                    self._more[backend] = self._servers.enter_context(
+                        running_webdav(self.root / "webdav")
+                    )
+            return self._more[backend]
+
+        return make
+
     @property
     def started_remotes(self) -> list[Remote]:
-        return [r for r in (self._sftp, self._s3) if r is not None]
+        return [r for r in (self._sftp, self._s3, *self._more.values()) if r is not None]
 
     # --- plugins ---
 

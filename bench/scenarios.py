@@ -137,7 +137,7 @@ def result(
 
 def sequential_read(bench: Bench, cfg: Config, backend: str) -> list[Result]:
     remote = bench.remote(backend)
-    mib = cfg.s3_mib if backend == "s3" else cfg.size_mib
+    mib = cfg.s3_mib if backend in ("s3", "crypt") else cfg.size_mib
     big = big_file(remote, mib)
 
     def measure(mount: Mount) -> Figure:
@@ -156,6 +156,7 @@ def sequential_read(bench: Bench, cfg: Config, backend: str) -> list[Result]:
     goals = {
         "sftp": {"rclone (off)": ">= 1.3x", "sshfs": "aim 1.0x"},
         "s3": {"rclone (off)": ">= 1.0x"},
+        "crypt": {"rclone (off)": ">= 1.0x (aim 1.5x)"},
     }
     return [
         result(
@@ -193,7 +194,7 @@ def listing(bench: Bench, cfg: Config, backend: str) -> list[Result]:
         warms[label] = Figure(statistics.median(warm)) if warm else colds[label]
     what = f"{prefix(backend)}ls -l of {cfg.files} {'objects under a prefix' if backend == 's3' else 'files'}"
     return [
-        result(f"{what}, cold", "s", False, colds, {}, 3),
+        result(f"{what}, cold", "s", False, colds, LIST_GOALS.get(backend, {}), 3),
         result(f"{what}, warm", "s", False, warms, {}, 3),
     ]
 
@@ -237,7 +238,7 @@ def sequential_write(bench: Bench, cfg: Config, backend: str) -> list[Result]:
     mode writes) and sshfs; on S3 cloudvol in its default mode off, which streams,
     against rclone in mode off."""
     remote = bench.remote(backend)
-    mib = cfg.s3_mib if backend == "s3" else cfg.write_mib
+    mib = cfg.s3_mib if backend in ("s3", "crypt") else cfg.write_mib
     src = source_dir(bench)
     size = mib * MiB
     md5 = random_file(src / f"write-{mib}.bin", size)
@@ -302,7 +303,11 @@ def sequential_write(bench: Bench, cfg: Config, backend: str) -> list[Result]:
         figures["sshfs"] = attempt("sshfs", lambda: measure(sshfs, cfg.repeat))
     where = "in the bucket" if backend == "s3" else "on the remote"
     mode = "writes" if ours else "off (default, streams)"
-    goals = {"sftp": {"rclone (off)": ">= 1.3x"}, "s3": {"rclone (off)": ">= 1.0x"}}
+    goals = {
+        "sftp": {"rclone (off)": ">= 1.3x"},
+        "s3": {"rclone (off)": ">= 1.0x"},
+        "crypt": {"rclone (off)": ">= 1.0x (aim 1.5x)"},
+    }
     return [
         result(
             f"{prefix(backend)}sequential write of {mib} MiB in a container until whole {where},"
@@ -623,7 +628,11 @@ def chunk_streams(bench: Bench, cfg: Config, backend: str) -> list[Result]:
 
 def prefix(backend: str) -> str:
     """How a scenario's row names its backend: SFTP rows keep their issue-4 names."""
-    return "S3: " if backend == "s3" else ""
+    return {"s3": "S3: ", "crypt": "crypt over SFTP: ", "webdav": "WebDAV: "}.get(backend, "")
+
+
+# Issue 13's target for listings (other backends' listings have none).
+LIST_GOALS = {"webdav": {"rclone (off)": ">= 1.0x"}}
 
 
 Scenario = Callable[[Bench, Config], list[Result]]
@@ -641,9 +650,14 @@ SCENARIOS: dict[str, Scenario] = {
     "tar": tar_extract,  # issue 11; run by name (--scenarios tar)
     "streams": partial(chunk_streams, backend="sftp"),
     "s3-streams": partial(chunk_streams, backend="s3"),
+    # issue 13: crypt over SFTP (--s3-mib sized) and WebDAV
+    "crypt-read": partial(sequential_read, backend="crypt"),
+    "crypt-write": partial(sequential_write, backend="crypt"),
+    "webdav-list": partial(listing, backend="webdav"),
 }
 # The scenarios `--backend` selects.
 BACKENDS: dict[str, list[str]] = {
     "sftp": ["read", "write", "small", "cached", "memory", "list"],
     "s3": ["s3-read", "s3-write", "s3-list"],
+    "remotes": ["crypt-read", "crypt-write", "webdav-list"],
 }

@@ -99,6 +99,10 @@ class BackendDecl:
     bucket_in_path: bool = False
     # Not declared here: every `<type>-<option>` is kept as raw text for the adapter.
     passthrough: bool = False
+    # Options whose values are remote strings of other remotes (crypt's `remote`,
+    # union's `upstreams`): config-file names in them are resolved when the
+    # volume's options are parsed (domain/wrapped_remotes.py).
+    remote_options: tuple[str, ...] = ()
 
     def option(self, name: str) -> BackendOptionDecl | None:
         """The option called `name` ("key_file"; "key-file" and any case also match)."""
@@ -437,7 +441,305 @@ _S3 = BackendDecl(
     bucket_in_path=True,
 )
 
-_BACKENDS: Mapping[str, BackendDecl] = {decl.type: decl for decl in (_LOCAL, _S3, _SFTP)}
+NO_SERVER_SIDE_COPY = "cloudvol never copies between remotes server-side"
+NO_PACER = "cloudvol paces no requests"
+NO_FREE_SPACE = "cloudvol's storages report no free space, so no upstream is ruled out for it"
+NO_CONNECTION_POOL = "each cloudvol volume keeps its own connections"
+
+CRYPT_NAME_MODES = ("standard", "obfuscate", "off")
+CRYPT_NAME_ENCODINGS = ("base32", "base64", "base32768")
+
+_CRYPT = BackendDecl(
+    "crypt",
+    (
+        BackendOptionDecl(
+            "remote", _STR, None, "Remote to encrypt into, e.g. myremote:path", required=True
+        ),
+        BackendOptionDecl(
+            "filename_encryption",
+            _STR,
+            "standard",
+            "How file names are encrypted: standard, obfuscate or off",
+            choices=CRYPT_NAME_MODES,
+        ),
+        BackendOptionDecl("directory_name_encryption", _B, True, "Encrypt directory names too"),
+        BackendOptionDecl(
+            "password",
+            _STR,
+            None,
+            "Password, rclone-obscured",
+            secret=True,
+            obscured=True,
+            required=True,
+        ),
+        BackendOptionDecl(
+            "password2",
+            _STR,
+            "",
+            "Salt password, rclone-obscured (empty: rclone's fixed salt)",
+            secret=True,
+            obscured=True,
+        ),
+        BackendOptionDecl(
+            "filename_encoding",
+            _STR,
+            "base32",
+            "Encoding of encrypted names: base32, base64 or base32768",
+            choices=CRYPT_NAME_ENCODINGS,
+        ),
+        BackendOptionDecl(
+            "no_data_encryption", _B, False, "Encrypt names only, leave contents as they are"
+        ),
+        BackendOptionDecl(
+            "suffix", _STR, ".bin", "Suffix of file names with filename_encryption off"
+        ),
+        _unused(
+            "server_side_across_configs",
+            _B,
+            False,
+            "Allow server-side copies between crypt remotes",
+            NO_SERVER_SIDE_COPY,
+        ),
+        _ny("show_mapping", _B, False, "Log each plain name with its encrypted name"),
+        _ny("pass_bad_blocks", _B, False, "Return zeros for chunks that fail authentication"),
+        _ny("strict_names", _B, False, "Fail on names that do not decrypt instead of skipping"),
+        _unused("description", _STR, "", "Description of the remote", DESCRIPTION),
+    ),
+    remote_options=("remote",),
+)
+
+_ALIAS = BackendDecl(
+    "alias",
+    (
+        BackendOptionDecl(
+            "remote", _STR, None, "Remote or path to alias, e.g. myremote:path", required=True
+        ),
+        _unused("description", _STR, "", "Description of the remote", DESCRIPTION),
+    ),
+    remote_options=("remote",),
+)
+
+UNION_ACTION_POLICIES = ("epall", "all", "epff", "ff")
+UNION_CREATE_POLICIES = ("epmfs", "mfs", "epff", "ff")
+UNION_SEARCH_POLICIES = ("ff", "epff")
+
+_UNION = BackendDecl(
+    "union",
+    (
+        BackendOptionDecl(
+            "upstreams",
+            _STR,
+            None,
+            "Space-separated remotes; a remote may end in :ro, :nc or :writeback",
+            required=True,
+        ),
+        BackendOptionDecl(
+            "action_policy",
+            _STR,
+            "epall",
+            "Which upstreams remove, rename and set times act on",
+            choices=UNION_ACTION_POLICIES,
+        ),
+        BackendOptionDecl(
+            "create_policy",
+            _STR,
+            "epmfs",
+            "Which upstream new files and directories go to",
+            choices=UNION_CREATE_POLICIES,
+        ),
+        BackendOptionDecl(
+            "search_policy",
+            _STR,
+            "ff",
+            "Which upstream a path is read from",
+            choices=UNION_SEARCH_POLICIES,
+        ),
+        _unused(
+            "cache_time",
+            _I,
+            120,
+            "Seconds to keep upstreams' free space figures",
+            NO_FREE_SPACE,
+        ),
+        _unused("min_free_space", _S, 1024 * _MiB, "Least free space to create on", NO_FREE_SPACE),
+        _unused("description", _STR, "", "Description of the remote", DESCRIPTION),
+    ),
+    remote_options=("upstreams",),
+)
+
+WEBDAV_VENDORS = (
+    "fastmail",
+    "nextcloud",
+    "owncloud",
+    "sharepoint",
+    "sharepoint-ntlm",
+    "rclone",
+    "other",
+)
+
+_WEBDAV = BackendDecl(
+    "webdav",
+    (
+        BackendOptionDecl("url", _STR, None, "URL of the WebDAV server", required=True),
+        BackendOptionDecl(
+            "vendor",
+            _STR,
+            "",
+            "Server software (nextcloud, owncloud, rclone, other...): how times are kept",
+            choices=WEBDAV_VENDORS,
+        ),
+        BackendOptionDecl("user", _STR, "", "User name"),
+        BackendOptionDecl(
+            "pass", _STR, "", "Password, rclone-obscured", secret=True, obscured=True
+        ),
+        BackendOptionDecl(
+            "bearer_token", _STR, "", "Bearer token instead of user and password", secret=True
+        ),
+        _ny("bearer_token_command", _STR, "", "Command printing a bearer token"),
+        _ny("encoding", _STR, "", "Encoding of file names"),
+        _ny("headers", _STR, "", "Extra HTTP headers (key,value pairs)"),
+        _unused("pacer_min_sleep", _D, 0.01, "Least time between requests", NO_PACER),
+        _ny("nextcloud_chunk_size", _S, 10 * _MiB, "Nextcloud upload chunk size"),
+        _ny("owncloud_exclude_shares", _B, False, "Leave ownCloud shares out"),
+        _ny("owncloud_exclude_mounts", _B, False, "Leave ownCloud mounts out"),
+        _ny("unix_socket", _STR, "", "Unix socket to connect to instead of TCP"),
+        _ny("auth_redirect", _B, False, "Keep authentication across redirects"),
+        _unused("description", _STR, "", "Description of the remote", DESCRIPTION),
+    ),
+)
+
+_FTP = BackendDecl(
+    "ftp",
+    (
+        BackendOptionDecl("host", _STR, None, "FTP server to connect to", required=True),
+        BackendOptionDecl("user", _STR, "", "FTP user name (empty: the daemon's user)"),
+        BackendOptionDecl("port", _I, 21, "FTP port"),
+        BackendOptionDecl(
+            "pass", _STR, "", "Password, rclone-obscured", secret=True, obscured=True
+        ),
+        BackendOptionDecl(
+            "tls",
+            _B,
+            False,
+            "Implicit FTPS (TLS from the start, usually port 990)",
+            support=NOT_YET,
+        ),
+        BackendOptionDecl("explicit_tls", _B, False, "Explicit FTPS (AUTH TLS after connecting)"),
+        _ny("concurrency", _I, 0, "Most simultaneous FTP connections (0: no limit)"),
+        _ny("no_check_certificate", _B, False, "Do not check the server's TLS certificate"),
+        _ny("disable_epsv", _B, False, "Do not use EPSV"),
+        _ny("disable_mlsd", _B, False, "Do not use MLSD"),
+        _ny("disable_utf8", _B, False, "Do not ask the server for UTF-8"),
+        _ny("writing_mdtm", _B, False, "Set times with MDTM instead of MFMT"),
+        _ny("force_list_hidden", _B, False, "List hidden files with LIST -a"),
+        _unused("idle_timeout", _D, 60.0, "Close idle connections after this", NO_CONNECTION_POOL),
+        _unused(
+            "close_timeout", _D, 60.0, "Longest wait for a close to answer", NO_CONNECTION_POOL
+        ),
+        _unused("tls_cache_size", _I, 32, "TLS sessions kept for reuse", NO_CONNECTION_POOL),
+        _ny("disable_tls13", _B, False, "Do not use TLS 1.3"),
+        _unused(
+            "shut_timeout",
+            _D,
+            60.0,
+            "Longest wait for data connections to close",
+            NO_CONNECTION_POOL,
+        ),
+        BackendOptionDecl(
+            "ask_password", _B, False, "Ask for a password interactively", support=NO_TERMINAL
+        ),
+        _ny("socks_proxy", _STR, "", "SOCKS5 proxy to connect through"),
+        _ny("encoding", _STR, "", "Encoding of file names"),
+        _unused("description", _STR, "", "Description of the remote", DESCRIPTION),
+    ),
+)
+
+_SMB = BackendDecl(
+    "smb",
+    (
+        BackendOptionDecl("host", _STR, None, "SMB server to connect to", required=True),
+        BackendOptionDecl("user", _STR, "", "SMB user name (empty: the daemon's user)"),
+        BackendOptionDecl("port", _I, 445, "SMB port"),
+        BackendOptionDecl(
+            "pass", _STR, "", "Password, rclone-obscured", secret=True, obscured=True
+        ),
+        BackendOptionDecl("domain", _STR, "WORKGROUP", "Domain name for NTLM authentication"),
+        _ny("spn", _STR, "", "Service principal name"),
+        _unused("idle_timeout", _D, 60.0, "Close idle connections after this", NO_CONNECTION_POOL),
+        _ny("hide_special_share", _B, True, "Hide special shares (print$, IPC$...)"),
+        _ny("case_insensitive", _B, True, "Whether the server is case insensitive"),
+        _ny("encoding", _STR, "", "Encoding of file names"),
+        _unused("description", _STR, "", "Description of the remote", DESCRIPTION),
+    ),
+    # The share is the path's first segment: the adapter checks.
+)
+
+_AZUREBLOB = BackendDecl(
+    "azureblob",
+    (
+        BackendOptionDecl("account", _STR, "", "Storage account name"),
+        BackendOptionDecl("key", _STR, "", "Storage account shared key", secret=True),
+        BackendOptionDecl("sas_url", _STR, "", "SAS URL of a container", secret=True),
+        BackendOptionDecl(
+            "endpoint", _STR, "", "Blob service endpoint (empty: the account's on Azure)"
+        ),
+        _ny("env_auth", _B, False, "Take credentials from the environment"),
+        _ny("tenant", _STR, "", "Service principal's tenant ID"),
+        _ny("client_id", _STR, "", "Service principal's client ID"),
+        BackendOptionDecl(
+            "client_secret", _STR, "", "Service principal's secret", secret=True, support=NOT_YET
+        ),
+        _ny("client_certificate_path", _STR, "", "Service principal's certificate"),
+        _ny("use_msi", _B, False, "Use a managed service identity"),
+        _ny("use_emulator", _B, False, "Use the local storage emulator's well-known account"),
+        _ny("upload_cutoff", _S, 0, "Size below which uploads are a single PUT"),
+        _ny("chunk_size", _S, 4 * _MiB, "Upload block size"),
+        _ny("upload_concurrency", _I, 16, "Blocks of one upload sent at once"),
+        _ny("list_chunk", _I, 5000, "Blobs asked for per listing request"),
+        _ny("access_tier", _STR, "", "Access tier of new blobs"),
+        _ny("archive_tier_delete", _B, False, "Delete archive-tier blobs before overwriting"),
+        _ny("disable_checksum", _B, False, "Do not store MD5 checksums"),
+        _unused(
+            "memory_pool_flush_time",
+            _D,
+            60.0,
+            "How often rclone's buffer pool is flushed",
+            "cloudvol keeps no buffer pool",
+        ),
+        _unused(
+            "memory_pool_use_mmap",
+            _B,
+            False,
+            "Whether rclone's buffer pool uses mmap",
+            "cloudvol keeps no buffer pool",
+        ),
+        _ny("encoding", _STR, "", "Encoding of blob names"),
+        _ny("public_access", _STR, "", "Public access level of created containers"),
+        _ny("no_check_container", _B, False, "Do not check or create the container"),
+        _ny("no_head_object", _B, False, "Do not read a blob's properties before reading it"),
+        _unused("description", _STR, "", "Description of the remote", DESCRIPTION),
+    ),
+    # The container is the path's first segment, unless sas_url names it: the
+    # adapter checks.
+)
+
+_HTTP = BackendDecl(
+    "http",
+    (
+        BackendOptionDecl("url", _STR, None, "URL of the HTTP site", required=True),
+        _ny("headers", _STR, "", "Extra HTTP headers (key,value pairs)"),
+        _ny("no_slash", _B, False, "Directories' URLs do not end in /"),
+        _ny("no_head", _B, False, "Do not HEAD files for their size and time"),
+        _ny("no_escape", _B, False, "Do not escape URL metacharacters in paths"),
+        _unused("description", _STR, "", "Description of the remote", DESCRIPTION),
+    ),
+)
+
+OTHER_BACKENDS = (_CRYPT, _ALIAS, _UNION, _WEBDAV, _FTP, _SMB, _AZUREBLOB, _HTTP)
+
+_BACKENDS: Mapping[str, BackendDecl] = {
+    decl.type: decl for decl in (_LOCAL, _S3, _SFTP, *OTHER_BACKENDS)
+}
 
 
 # Words that mark an undeclared option (an fsspec protocol's parameter, an unknown

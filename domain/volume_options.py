@@ -23,6 +23,7 @@ from domain.options import apply_option_values, find_option, normalise_key
 from domain.rclone_config import RcloneConfig
 from domain.remote_spec import parse_remote
 from domain.volume import BackendSpec, VolumeSpec
+from domain.wrapped_remotes import inline_option
 
 _REMOTE_KEYS = ("remote", "fs")
 _SPECIAL_KEYS = frozenset({*_REMOTE_KEYS, "type", "path"})
@@ -104,6 +105,19 @@ def _config_remote(
         if key != "type" and value:
             values[key] = value
     return backend_type, values
+
+
+def _inline_wrapped(backend_type: str, name: str, raw: str, config: RcloneConfig | None) -> str:
+    """A wrapper's remote-holding option with the config remotes in it inlined,
+    so the mount worker needs no config file to build the wrapped storages."""
+
+    def lookup(config_name: str) -> tuple[str, dict[str, str]]:
+        return _config_remote(config_name, raw, config)
+
+    def remote_options(of_type: str) -> tuple[str, ...]:
+        return find_backend(of_type).remote_options
+
+    return inline_option(backend_type, name, raw, lookup, remote_options)
 
 
 def _foreign_backend_key(norm: str) -> bool:
@@ -199,6 +213,10 @@ def parse_volume_options(
             raise OptionError(f'unsupported backend option "{key}" in remote "{remote}"')
         backend_raw[decl.name] = (key, inline[key])
     backend_raw.update(dash_o)
+    for name in backend.remote_options:  # crypt's remote, union's upstreams...
+        if name in backend_raw:
+            key, raw = backend_raw[name]
+            backend_raw[name] = (key, _inline_wrapped(backend_type, name, raw, config))
 
     backend_options: dict[str, BackendValue] = backend.defaults()
     for name, (key, raw) in sorted(backend_raw.items()):

@@ -20,8 +20,12 @@ _INLINE = re.compile(
 
 def _redact_inline(text: str) -> str:
     def repl(match: re.Match[str]) -> str:
-        key = match.group("key")
-        return f"{key}={REDACTED}" if is_secret_option(key) else match.group(0)
+        key, value = match.group("key"), match.group("value")
+        if is_secret_option(key):
+            return f"{key}={REDACTED}"
+        if value[:1] in ("'", '"'):  # a remote inside a remote (crypt's `remote=':sftp,...'`)
+            return f"{key}={value[0]}{_redact_inline(value[1:-1])}{value[0]}"
+        return match.group(0)
 
     return _INLINE.sub(repl, text)
 

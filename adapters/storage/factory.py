@@ -46,6 +46,15 @@ DEFAULT_BUILDERS: Mapping[str, StorageBuilder] = {
     "local": _LazyBuilder("adapters.storage.local", "LocalStorage"),
     "s3": _LazyBuilder("adapters.storage.s3", "build_s3_storage"),
     "sftp": _LazyBuilder("adapters.storage.sftp", "SftpStorage"),
+    # issue 13: wrappers of other remotes, and remotes over fsspec filesystems
+    "crypt": _LazyBuilder("adapters.storage.crypt.build", "build_crypt_storage"),
+    "alias": _LazyBuilder("adapters.storage.alias", "build_alias_storage"),
+    "union": _LazyBuilder("adapters.storage.union", "build_union_storage"),
+    "webdav": _LazyBuilder("adapters.storage.fsspec_remotes", "build_webdav_storage"),
+    "ftp": _LazyBuilder("adapters.storage.fsspec_remotes", "build_ftp_storage"),
+    "smb": _LazyBuilder("adapters.storage.fsspec_remotes", "build_smb_storage"),
+    "azureblob": _LazyBuilder("adapters.storage.fsspec_remotes", "build_azureblob_storage"),
+    "http": _LazyBuilder("adapters.storage.fsspec_remotes", "build_http_storage"),
 }
 
 

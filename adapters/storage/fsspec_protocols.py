@@ -64,6 +64,8 @@ def fsspec_protocols() -> tuple[str, ...]:
             fsspec.get_filesystem_class(protocol)
         except (ImportError, ValueError):
             continue  # its library is not installed
+        except AttributeError:
+            continue  # a library that dropped it (adlfs no longer has Data Lake Gen1, "adl")
         found.append(protocol)
     return tuple(found)
 

@@ -248,10 +248,10 @@ class FsspecStorage:
                 if info.get("type") != "directory":
                     raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
                 continue
-            prefix = f"{base}/"
+            prefix = f"{base}/" if base else ""  # "": paths relative to the server's root
             if not name_full.startswith(prefix):
                 continue  # not a child (a link elsewhere on an HTTP index page)
-            name = name_full[len(prefix) :]
+            name = name_full[len(prefix) :].lstrip("/")  # FTP lists "/f" under root "/"
             if self._kind_from_listing:
                 name = unquote(name)
             if valid_name(name):

@@ -26,6 +26,8 @@ RUN_PACKAGES="fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv"
 TEST_PACKAGES="openssh-server openssh-client busybox-static rclone sshfs psmisc iproute2 mmdebstrap"
 # The workloads of issue 11 (git, rsync and sqlite3 on a volume).
 TEST_PACKAGES="$TEST_PACKAGES git rsync sqlite3"
+# issue 13's remotes: Samba's smbd serves the SMB tests on a loopback port.
+TEST_PACKAGES="$TEST_PACKAGES samba"
 
 installed() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
@@ -53,6 +55,12 @@ case "$role" in
         exit 2
         ;;
 esac
+
+# The azureblob tests run Azurite, which npm installs (Makefile): Debian's npm brings
+# Node.js. A host with Node.js from elsewhere (npm included) keeps its own.
+if [ "$role" != run ] && ! command -v npm >/dev/null 2>&1; then
+    wanted="$wanted npm"
+fi
 
 missing=""
 for package in $wanted; do

@@ -50,3 +50,13 @@ def test_redacting_a_long_value_takes_linear_time() -> None:
     assert redact_options({"remote": ":sftp,host=h" + "h" * 10 + ",pass=x:/p"}) == {
         "remote": ":sftp,host=hhhhhhhhhhh,pass=***:/p"
     }
+
+
+def test_secrets_of_a_remote_inside_a_remote_are_redacted() -> None:
+    crypt = ":crypt,remote=':sftp,host=h,pass=SFTPSECRET:/srv',password=CRYPTSECRET:"
+    redacted = redact_options({"remote": crypt, "crypt-remote": ":webdav,pass='X,Y':"})
+    assert "SFTPSECRET" not in redacted["remote"] and "CRYPTSECRET" not in redacted["remote"]
+    assert "host=h" in redacted["remote"]
+    assert "X,Y" not in redacted["crypt-remote"]
+    for key in ("crypt-password", "crypt-password2", "azureblob-key", "azureblob-sas-url"):
+        assert is_secret_option(key), key

@@ -162,7 +162,10 @@ def test_required_backend_option_missing() -> None:
 
 
 def test_undeclared_types_are_fsspec_protocols_whose_options_pass_through() -> None:
-    assert backend_types() == ["local", "s3", "sftp"]
+    assert backend_types() == [
+        "alias", "azureblob", "crypt", "ftp", "http", "local", "s3", "sftp", "smb", "union",
+        "webdav",
+    ]  # fmt: skip
     parsed = parse_volume_options(
         {"type": "memory", "memory-global-store": "false", "memory_Other_Thing": "1"}, {}
     )
@@ -170,7 +173,7 @@ def test_undeclared_types_are_fsspec_protocols_whose_options_pass_through() -> N
     assert (backend.type, backend.root) == ("memory", "")
     # Raw text: the storage adapter types them by the filesystem's signature.
     assert backend.options == {"global_store": "false", "other_thing": "1"}
-    inline = parse_volume_options({"remote": ":http,simple_links=false:https://h/d"}, {})
+    inline = parse_volume_options({"remote": ":https,simple_links=false:https://h/d"}, {})
     assert inline.spec.backend.options == {"simple_links": "false"}
     assert inline.spec.backend.root == "https://h/d"
     # Whether such a protocol is installed is the storage factory's to say.
@@ -181,8 +184,8 @@ def test_malformed_backend_type_refused() -> None:
     with pytest.raises(OptionError) as info:
         parse_volume_options({"type": "NF S"}, {})
     assert str(info.value).startswith(
-        'unknown backend type "NF S" (declared types: local, s3, sftp; other types are '
-        "fsspec protocol names"
+        'unknown backend type "NF S" (declared types: alias, azureblob, crypt, ftp, http, '
+        "local, s3, sftp, smb, union, webdav; other types are fsspec protocol names"
     )
 
 
