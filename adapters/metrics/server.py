@@ -9,16 +9,47 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from hypercorn.asyncio import serve
 from hypercorn.config import Config as HypercornConfig
 from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from starlette.middleware.base import RequestResponseEndpoint
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.metrics.collector import ApiMetrics, VolumeCollector
 
 Snapshot = Callable[[], Awaitable[Mapping[str, Any]]]
+Observe = Callable[[str, int, float], None]
+
+
+class _TimedCalls:
+    """Plain ASGI middleware, not Starlette's BaseHTTPMiddleware: that one wraps the
+    request's body stream, and a call answered before its body was read (an HTTP
+    413) then hung or reset the connection."""
+
+    def __init__(self, app: ASGIApp, observe: Observe) -> None:
+        self._app = app
+        self._observe = observe
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started, status = time.monotonic(), 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_and_note)
+        finally:
+            path = str(scope.get("path", ""))
+            # Docker's endpoints only: any other path would add a label value.
+            endpoint = path if path.startswith(("/VolumeDriver.", "/Plugin.")) else "other"
+            self._observe(endpoint, status, time.monotonic() - started)
 
 
 class DaemonMetrics:
@@ -38,16 +69,7 @@ class DaemonMetrics:
 
     def instrument(self, app: FastAPI) -> None:
         """Time every call of `app` (the plugin API) by its path."""
-
-        @app.middleware("http")
-        async def timed(request: Request, call_next: RequestResponseEndpoint) -> Response:
-            started = time.monotonic()
-            response = await call_next(request)
-            path = request.url.path
-            # Docker's endpoints only: any other path would add a label value.
-            endpoint = path if path.startswith(("/VolumeDriver.", "/Plugin.")) else "other"
-            self.api.observe(endpoint, response.status_code, time.monotonic() - started)
-            return response
+        app.add_middleware(_TimedCalls, observe=self.api.observe)
 
     def app(self) -> FastAPI:
         app = FastAPI(title="cloudvol metrics", docs_url=None, redoc_url=None, openapi_url=None)

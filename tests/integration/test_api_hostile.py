@@ -49,8 +49,14 @@ BASE_URL = "http://cloudvol"
 class Target:
     def __init__(self, daemon: CloudvolDaemon) -> None:
         self.daemon = daemon
+        # A connection per request: a server may close one it answered before reading
+        # the whole request (as HTTP allows), and a reuse racing that close would be
+        # reset; what these tests check is that the daemon answers, not keep-alive.
         self.client = httpx.Client(
-            transport=httpx.HTTPTransport(uds=str(daemon.socket)), base_url=BASE_URL, timeout=30
+            transport=httpx.HTTPTransport(uds=str(daemon.socket)),
+            base_url=BASE_URL,
+            timeout=30,
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
         self.home = daemon.base_dir.parent
         self.home_entries = sorted(p.name for p in self.home.iterdir())
