@@ -8,7 +8,7 @@ PY       := $(VENV)/bin/python
 PACKAGES := sh packaging/debian/install-packages.sh
 ARGS     ?= -v
 
-.PHONY: install install-test run test lint unit integration bench clean
+.PHONY: install install-test run test lint unit integration bench soak clean
 
 # The venv for the daemon alone, and the same venv with the test tools added.
 $(VENV)/.installed-run: pyproject.toml
@@ -56,6 +56,10 @@ test: lint
 bench: install-test
 	$(PACKAGES) bench
 	$(PY) bench/run.py
+
+# A 30-minute soak (not in CI): memory and descriptors of every process at start and end.
+soak: install-test
+	$(PY) bench/soak.py --minutes 30
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

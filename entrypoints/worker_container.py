@@ -8,6 +8,7 @@ store, the VFS, the mount frontend and the `MountWorker` that runs them.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -79,7 +80,10 @@ def make_path_filter(spec: VolumeSpec) -> Filter:
 
 
 def make_cache_store(job: WorkerJob) -> CacheStore:
-    return DiskCacheStore(cache_root(job.cache_dir, job.name))
+    # Damaged items are kept outside the volume's cache: removing the volume, which
+    # deletes its cache, must not take the only copy of a write with it.
+    aside = os.path.join(job.cache_dir, "corrupt", job.name)
+    return DiskCacheStore(cache_root(job.cache_dir, job.name), aside_dir=aside)
 
 
 def make_vfs(

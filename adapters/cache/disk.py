@@ -3,7 +3,11 @@
     data/<path>   the item's data, a sparse file mirroring the volume's path
     meta/<path>   its metadata record (JSON, see `domain.cache_record`)
     tmp/          records being written, renamed into meta/ when complete
-    corrupt/<stamp>/<path>{,.record}
+
+Beside it, in `aside_dir` (the worker uses `<cache-dir>/corrupt/<volume>/`, which
+outlives the volume's removal; by default `corrupt/` in the root):
+
+    <stamp>/<path>{,.record}
                   the data and record of an item whose record could not be read:
                   kept for the operator, never uploaded, never evicted
 
@@ -100,8 +104,9 @@ class DiskCacheFile:
 
 
 class DiskCacheStore:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, aside_dir: str | None = None) -> None:
         self.root = os.path.abspath(root)
+        self._aside = os.path.abspath(aside_dir or os.path.join(self.root, "corrupt"))
         self._data = os.path.join(self.root, "data")
         self._meta = os.path.join(self.root, "meta")
         self._tmp = os.path.join(self.root, "tmp")
@@ -198,7 +203,7 @@ class DiskCacheStore:
     async def set_aside(self, path: str) -> str | None:
         data, meta = self._data_path(path), self._meta_path(path)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        place = os.path.join(self.root, "corrupt", f"{stamp}-{secrets.token_hex(3)}")
+        place = os.path.join(self._aside, f"{stamp}-{secrets.token_hex(3)}")
         stop_data, stop_meta = self._data, self._meta
 
         def set_aside() -> str | None:

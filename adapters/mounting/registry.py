@@ -6,6 +6,8 @@ through the volume's lock."""
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from loguru import logger
 
 from adapters.mounting.fork_client import ForkedWorker
 from adapters.mounting.spawning import read_tail, with_tail
+from adapters.mounting.system import is_mounted, is_stale
 
 
 @dataclass
@@ -109,3 +112,23 @@ def _watch(worker: KnownWorker, proc: ForkedWorker) -> None:
         code,
         with_tail(read_tail(worker.log)),
     )
+    if worker.serving:
+        _clear_dead_mount(worker)
+
+
+def _clear_dead_mount(worker: KnownWorker) -> None:
+    """Take the dead worker's FUSE mount off the host at once, so that nothing there
+    meets "Transport endpoint is not connected". Containers still running keep
+    their own view of it (Docker's bind mount), and see that error until they
+    stop; the volume's next Mount starts a new worker, which uploads what the dead
+    one left dirty in the cache. A mount that answers (a new worker's) is left."""
+    mp = worker.mountpoint
+    if not (is_mounted(mp) and is_stale(mp)):
+        return
+    for argv in (["fusermount3", "-u", "-z", mp], ["umount", "-l", mp]):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(argv, check=False, capture_output=True, timeout=30)
+        if not is_mounted(mp):
+            logger.warning("took the dead FUSE mount of volume {} off {}", worker.name, mp)
+            return
+    logger.error("cannot take the dead FUSE mount of volume {} off {}", worker.name, mp)

@@ -460,7 +460,7 @@ async def test_a_damaged_record_after_a_crash_is_set_aside_not_uploaded(env: Env
     await manager.mount(volume)  # the next worker starts, and serves
     assert Path(volume.mountpoint, "doc.txt").read_bytes() == b"good remote copy"
     env.wait_for_log("damaged cache record")
-    [kept] = (cache / "corrupt").iterdir()
+    [kept] = (env.cache / "corrupt" / "vol").iterdir()
     assert (kept / "doc.txt").read_bytes() == b"edit the crash caught"
     await manager.unmount(volume)
     assert (env.remote / "doc.txt").read_bytes() == b"good remote copy"
