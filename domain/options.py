@@ -191,6 +191,13 @@ OPTIONS: tuple[OptionDecl, ...] = (
     OptionDecl("vfs-metadata-extension", _V, "metadata_extension", _STR, "",
                "Show each file's metadata as JSON in a virtual file with this extension "
                "added to its name (e.g. .metadata); not listed, found by name"),
+    # --- network timeouts, rclone's global flags (issue 12, remote outage) ---
+    OptionDecl("timeout", _G, "io_timeout", _D, 300.0,
+               "IO idle timeout: a connection the server sends nothing on for this long "
+               "is dropped, and what waited on it fails (0 = none)"),
+    OptionDecl("contimeout", _G, "connect_timeout", _D, 60.0,
+               "Connect timeout: how long opening a connection to the remote may take "
+               "(0 = none)"),
 )  # fmt: skip
 
 _BY_NAME: dict[str, OptionDecl] = {decl.name: decl for decl in OPTIONS}

@@ -8,6 +8,7 @@ store, the VFS, the mount frontend and the `MountWorker` that runs them.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -52,8 +53,14 @@ def make_storage_factory() -> StorageFactory:
     return DefaultStorageFactory()
 
 
-def make_storage(factory: StorageFactory, spec: VolumeSpec) -> RemoteStorage:
-    return factory.create(spec.backend)
+def make_storage(factory: StorageFactory, spec: VolumeSpec, job: WorkerJob) -> RemoteStorage:
+    storage = factory.create(spec.backend)
+    keep_journal = getattr(storage, "keep_partials_journal", None)
+    if callable(keep_journal):
+        # The temporary files of interrupted uploads (issue 12): recorded in the
+        # volume's cache, so the next worker removes what a killed one left.
+        keep_journal(os.path.join(cache_root(job.cache_dir, job.name), "partials"))
+    return storage
 
 
 def make_cache_store(job: WorkerJob) -> CacheStore:
@@ -93,7 +100,7 @@ class WorkerContainer(containers.DeclarativeContainer):
     parsed_job = providers.Singleton(parse_job, job)
     spec = parsed_job.provided.spec
     storage_factory = providers.Singleton(make_storage_factory)
-    storage = providers.Singleton(make_storage, storage_factory, spec)
+    storage = providers.Singleton(make_storage, storage_factory, spec, job)
     # What the VFS and the worker use: `storage` with its bytes counted for the stats.
     counted_storage = providers.Singleton(CountingStorage, storage)
     cache_store = providers.Singleton(make_cache_store, job)

@@ -29,8 +29,17 @@ POSIX_175 = {
     "vfs-metadata-extension": "",
 }  # fmt: skip
 
+# rclone's global network timeouts (issue 12), with the defaults `rclone help flags`
+# shows; the serve docker page does not list global flags.
+NETWORK_GLOBALS = {"timeout": "5m0s", "contimeout": "1m0s"}
+
 # The mount and VFS options of rclone's `serve docker` page, plus the globals.
-RCLONE_OPTIONS = (set(PAGE_FLAGS) - DAEMON_ONLY - {"help"}) | PER_VOLUME_GLOBALS | set(POSIX_175)
+RCLONE_OPTIONS = (
+    (set(PAGE_FLAGS) - DAEMON_ONLY - {"help"})
+    | PER_VOLUME_GLOBALS
+    | set(POSIX_175)
+    | set(NETWORK_GLOBALS)
+)
 
 SUPPORTED_NOW = {
     "allow-non-empty", "allow-other", "allow-root", "async-read", "attr-timeout", "debug-fuse",
@@ -41,7 +50,7 @@ SUPPORTED_NOW = {
     "vfs-cache-max-age", "vfs-cache-max-size", "vfs-cache-poll-interval", "vfs-fast-fingerprint",
     "vfs-read-ahead", "vfs-read-chunk-size", "vfs-read-chunk-size-limit", "vfs-read-wait",
     "vfs-write-back", "transfers",
-} | set(POSIX_175)  # fmt: skip
+} | set(POSIX_175) | set(NETWORK_GLOBALS)  # fmt: skip
 
 PROCESS_DEPENDENT = {"uid", "gid", "umask"}
 
@@ -65,6 +74,9 @@ def test_defaults_are_written_as_rclone_documents_them() -> None:
             continue
         if decl.name in POSIX_175:
             assert decl.format_default() == POSIX_175[decl.name]
+            continue
+        if decl.name in NETWORK_GLOBALS:
+            assert decl.format_default() == NETWORK_GLOBALS[decl.name]
             continue
         documented = PAGE_FLAGS[decl.name]
         if documented is None:  # pflag prints no default when it is the zero value
@@ -95,6 +107,8 @@ def test_globals_are_the_per_volume_process_flags() -> None:
         "transfers",
         "links",  # rclone's global -l / --links
         "metadata",  # rclone's global -M / --metadata
+        "timeout",  # rclone's global --timeout (IO idle timeout)
+        "contimeout",  # rclone's global --contimeout
     }
 
 
