@@ -15,14 +15,17 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from tests.integration.fixtures.cloudvol_daemon import CloudvolDaemon
 from tests.integration.fixtures.fuse_mount import Mounted, MountFactory, fuse_mount, is_mounted
 from tests.integration.fixtures.sshd import SshdServer, sshd
 from tests.timing import until
@@ -236,3 +239,105 @@ def test_the_temp_file_of_a_killed_worker_is_removed_by_the_next(
     assert temp_files(remote) == []
     assert (remote / "big.bin").read_bytes() == payload
     assert (again.mountpoint / "big.bin").read_bytes() == payload
+
+
+# --- the plugin daemon during the outage ------------------------------------------------
+
+
+class PluginApi:
+    """Docker's side of the plugin protocol, on the daemon's unix socket."""
+
+    def __init__(self, daemon: CloudvolDaemon) -> None:
+        self.client = httpx.Client(
+            transport=httpx.HTTPTransport(uds=str(daemon.socket)),
+            base_url="http://cloudvol",
+            timeout=120,  # Docker's own limit for a plugin call
+        )
+
+    def call(self, endpoint: str, **body: object) -> tuple[dict[str, Any], float]:
+        """The answer to `endpoint` and the seconds it took."""
+        started = time.monotonic()
+        response = self.client.post(f"/VolumeDriver.{endpoint}", json=body)
+        took = time.monotonic() - started
+        answer: dict[str, Any] = response.json()
+        return answer, took
+
+
+def sftp_options(server: SshdServer, remote: Path) -> dict[str, str]:
+    pairs = server.volume_options(remote)[1::2]  # ["-o", "k=v", ...]
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+@pytest.fixture
+def outage_daemon(tmp_path: Path) -> Iterator[CloudvolDaemon]:
+    daemon = CloudvolDaemon(
+        driver=f"cloudvoloutage{os.getpid()}",
+        base_dir=tmp_path / "volumes",
+        cache_dir=tmp_path / "cache",
+        log_file=tmp_path / "cloudvol.log",
+        extra_args=["--timeout", f"{TIMEOUT:g}s", "--contimeout", f"{CONTIMEOUT:g}s"],
+    )
+    try:
+        daemon.start()
+        yield daemon
+    finally:
+        daemon.cleanup()
+
+
+def test_the_daemon_answers_for_other_volumes_and_bounds_the_affected_ones(
+    outage_daemon: CloudvolDaemon, sshd: SshdServer, tmp_path: Path
+) -> None:
+    api = PluginApi(outage_daemon)
+    (sshd.data_dir / "a").mkdir()
+    (sshd.data_dir / "b").mkdir()
+    local_dir = tmp_path / "local"
+    local_dir.mkdir()
+    answer, _ = api.call("Create", Name="hit", Opts=sftp_options(sshd, sshd.data_dir / "a"))
+    assert not answer.get("Err"), answer
+
+    # The worker Create started ahead is connected already; without it, the Mount
+    # must connect (as after the worker's linger, or a crash).
+    until(lambda: "hit" in outage_daemon.live_worker_pids(), within=30)
+    os.kill(outage_daemon.live_worker_pids()["hit"], signal.SIGKILL)
+    until(lambda: "hit" not in outage_daemon.live_worker_pids(), within=10)
+
+    results: dict[str, tuple[dict[str, Any], float]] = {}
+
+    def affected_calls() -> None:
+        results["create"] = api.call(
+            "Create", Name="late", Opts=sftp_options(sshd, sshd.data_dir / "b")
+        )
+        results["mount"] = api.call("Mount", Name="hit", ID="c1")
+
+    with frozen(sshd):
+        worker = threading.Thread(target=affected_calls)
+        worker.start()
+        slowest = 0.0
+        n = 0
+        while worker.is_alive():
+            # Calls about other volumes, while those about the affected one wait.
+            n += 1
+            for endpoint, body in (
+                ("Create", {"Name": f"other{n}", "Opts": {"remote": str(local_dir)}}),
+                ("Get", {"Name": f"other{n}"}),
+                ("List", {}),
+                ("Remove", {"Name": f"other{n}"}),
+            ):
+                answer, took = api.call(endpoint, **body)
+                assert not answer.get("Err"), (endpoint, answer)
+                slowest = max(slowest, took)
+        worker.join()
+    assert n >= 2  # the calls above ran during the affected ones
+    assert slowest < 1.0, slowest
+
+    (created, create_took), (mounted, mount_took) = results["create"], results["mount"]
+    assert "--contimeout" in created["Err"] and sshd.host in created["Err"], created
+    assert create_took <= CONTIMEOUT + SLACK, create_took
+    assert mounted["Err"] and sshd.host in mounted["Err"], mounted
+    assert mount_took <= TIMEOUT + CONTIMEOUT + 2 * SLACK, mount_took
+
+    # Back: the volume mounts with no operator action.
+    answer, _ = api.call("Mount", Name="hit", ID="c2")
+    assert not answer.get("Err") and answer["Mountpoint"], answer
+    assert not api.call("Unmount", Name="hit", ID="c2")[0].get("Err")
+    assert not api.call("Remove", Name="hit")[0].get("Err")
