@@ -13,8 +13,6 @@ from loguru import logger
 from adapters.storage.sftp_options import SftpOptions
 from domain.errors import RemoteUnavailable
 
-CONNECT_TIMEOUT = 60.0  # rclone's --contimeout default
-IO_IDLE_TIMEOUT = 300.0  # rclone's --timeout default
 # Keepalives sent in a silence before the connection is given up: the idle
 # timeout is split in this many + 1 intervals (see `keepalive_interval`).
 _KEEPALIVES_UNANSWERED = 2
@@ -83,7 +81,7 @@ def keepalive_interval(io_idle_timeout: float | None) -> float:
 
 
 async def connect(
-    options: SftpOptions, within: float | None, io_idle_timeout: float | None = IO_IDLE_TIMEOUT
+    options: SftpOptions, within: float | None, io_idle_timeout: float | None
 ) -> asyncssh.SSHClientConnection:
     """A new SSH connection to the server `options` name, authenticated; the
     attempt fails after `within` seconds (None: never), and the connection is

@@ -31,6 +31,7 @@ from domain.errors import RemoteUnavailable
 T = TypeVar("T")
 
 MAX_CHANNELS = 4  # SFTP channels per connection, the first one for metadata
+_CLOSE_WAIT = 5.0  # seconds an orderly close may take before the connection is aborted
 
 Connector = Callable[[], Awaitable[asyncssh.SSHClientConnection]]
 
@@ -103,7 +104,12 @@ class SftpPool:
         conn = self._conn
         self._drop()
         if conn is not None:
-            await conn.wait_closed()
+            try:
+                # An orderly close waits for the server, which may be frozen.
+                async with asyncio.timeout(_CLOSE_WAIT):
+                    await conn.wait_closed()
+            except TimeoutError:
+                conn.abort()
 
     # for leases
 

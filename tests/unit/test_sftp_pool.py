@@ -4,6 +4,7 @@ reader on them, reopening its file once after a loss."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import itertools
 from types import SimpleNamespace
@@ -12,6 +13,7 @@ import anyio
 import asyncssh
 import pytest
 
+from adapters.storage import sftp_pool
 from adapters.storage.sftp_options import SftpOptions
 from adapters.storage.sftp_pool import MAX_CHANNELS, ConnectionLost, SftpPool
 from adapters.storage.sftp_reader import SftpReader
@@ -264,3 +266,19 @@ async def test_a_missing_file_is_enoent_and_releases_the_lease() -> None:
         await reader_on(pool, "/missing").open()
     assert info.value.errno == errno.ENOENT and info.value.filename == "f"
     await eventually(lambda: pool.connection is None)
+
+
+async def test_closing_a_frozen_connection_aborts_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = Server()
+    pool = pool_on(server)
+    async with pool.lease():
+        pass
+    frozen = asyncio.Event()  # never set: the server never acknowledges the close
+
+    async def never_closed() -> None:
+        await frozen.wait()
+
+    monkeypatch.setattr(server.connections[0], "wait_closed", never_closed)
+    monkeypatch.setattr(sftp_pool, "_CLOSE_WAIT", 0.05)
+    await pool.aclose()
+    assert server.connections[0].aborted
