@@ -294,6 +294,13 @@ OPTIONS: tuple[OptionDecl, ...] = (
                "Read metadata exclude patterns from a file", support=NO_METADATA),
     OptionDecl("metadata-filter-from", _F, None, _LIST, (),
                "Read metadata filtering rules from a file", support=NO_METADATA),
+    # --- network timeouts, rclone's global flags (issue 12, remote outage) ---
+    OptionDecl("timeout", _G, "io_timeout", _D, 300.0,
+               "IO idle timeout: a connection the server sends nothing on for this long "
+               "is dropped, and what waited on it fails (0 = none)"),
+    OptionDecl("contimeout", _G, "connect_timeout", _D, 60.0,
+               "Connect timeout: how long opening a connection to the remote may take "
+               "(0 = none)"),
 )  # fmt: skip
 
 _BY_NAME: dict[str, OptionDecl] = {decl.name: decl for decl in OPTIONS}

@@ -113,6 +113,23 @@ class VfsOptions:
     refresh: bool = False
     block_norm_dupes: bool = False
     filters: FilterOptions = field(default_factory=lambda: FilterOptions())
+    # Issue 12: rclone's --timeout and --contimeout (copied into BackendSpec.timeouts).
+    io_timeout: float = 300.0
+    connect_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """rclone's --contimeout and --timeout as a backend applies them to its
+    connections; 0 or infinity (`off`) means no limit."""
+
+    connect: float = 60.0
+    io_idle: float = 300.0
+
+    @staticmethod
+    def limit(seconds: float) -> float | None:
+        """`seconds` as a timeout to pass on: None for no limit."""
+        return seconds if 0 < seconds < float("inf") else None
 
 
 @dataclass(frozen=True)
@@ -128,6 +145,7 @@ class BackendSpec:
     type: str
     root: str
     options: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    timeouts: Timeouts = Timeouts()
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from domain.errors import OptionError
 from domain.options import apply_option_values, find_option, normalise_key
 from domain.rclone_config import RcloneConfig
 from domain.remote_spec import parse_remote
-from domain.volume import BackendSpec, VolumeSpec
+from domain.volume import BackendSpec, Timeouts, VolumeSpec
 from domain.wrapped_remotes import inline_option
 
 _REMOTE_KEYS = ("remote", "fs")
@@ -254,7 +254,10 @@ def parse_volume_options(
     mount, vfs = apply_option_values(registry_raw)
     spec = VolumeSpec(
         backend=BackendSpec(
-            type=backend_type, root=path, options=dict(sorted(backend_options.items()))
+            type=backend_type,
+            root=path,
+            options=dict(sorted(backend_options.items())),
+            timeouts=Timeouts(connect=vfs.connect_timeout, io_idle=vfs.io_timeout),
         ),
         mount=mount,
         vfs=vfs,

@@ -61,10 +61,15 @@ def make_storage_factory() -> StorageFactory:
     return DefaultStorageFactory()
 
 
-def make_storage(factory: StorageFactory, spec: VolumeSpec) -> RemoteStorage:
+def make_storage(factory: StorageFactory, spec: VolumeSpec, job: WorkerJob) -> RemoteStorage:
     storage = factory.create(spec.backend)
     if spec.vfs.use_server_modtime and hasattr(storage, "use_server_modtime"):
         storage.use_server_modtime = True  # backends with a server time of their own (S3)
+    keep_journal = getattr(storage, "keep_partials_journal", None)
+    if callable(keep_journal):
+        # The temporary files of interrupted uploads (issue 12): recorded in the
+        # volume's cache, so the next worker removes what a killed one left.
+        keep_journal(os.path.join(cache_root(job.cache_dir, job.name), "partials"))
     return storage
 
 
@@ -124,7 +129,7 @@ class WorkerContainer(containers.DeclarativeContainer):
     spec = parsed_job.provided.spec
     path_filter = providers.Singleton(make_path_filter, spec)
     storage_factory = providers.Singleton(make_storage_factory)
-    storage = providers.Singleton(make_storage, storage_factory, spec)
+    storage = providers.Singleton(make_storage, storage_factory, spec, job)
     # What the VFS and the worker use: `storage` with its bytes counted for the stats.
     counted_storage = providers.Singleton(CountingStorage, storage)
     cache_store = providers.Singleton(make_cache_store, job)

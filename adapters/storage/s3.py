@@ -74,7 +74,7 @@ class S3Storage:
         self.bucket = bucket
         self.prefix = "/".join(p for p in prefix.split("/") if p)
         self.label = f"s3 {self.options.endpoint_url or 'AWS'}"
-        self.client = S3Client(self.options, bucket)
+        self.client = S3Client(self.options, bucket, spec.timeouts)
         self.objects = S3Bucket(self.client, self.options, self.label)
         # How readers close idle bodies later (tests close them by hand).
         self.schedule_idle_close: Schedule = call_later

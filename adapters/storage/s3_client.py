@@ -15,11 +15,13 @@ import anyio
 
 from adapters.storage.library_logs import cap_at_info
 from adapters.storage.s3_options import S3Options
+from domain.volume import Timeouts
 
 
-def s3fs_arguments(options: S3Options) -> dict[str, Any]:
-    """The S3FileSystem constructor arguments (without session and loop ones)."""
-    o = options
+def s3fs_arguments(options: S3Options, timeouts: Timeouts | None = None) -> dict[str, Any]:
+    """The S3FileSystem constructor arguments (without session and loop ones);
+    `timeouts` are rclone's --contimeout and --timeout (default: rclone's)."""
+    o, limits = options, timeouts or Timeouts()
     keys = bool(o.access_key_id)
     client_kwargs: dict[str, Any] = {}
     if o.region or o.endpoint:
@@ -32,9 +34,11 @@ def s3fs_arguments(options: S3Options) -> dict[str, Any]:
         "endpoint_url": o.endpoint_url,
         "client_kwargs": client_kwargs,
         "config_kwargs": {
-            # An unreachable endpoint fails check() in about 20 s, not minutes.
-            "connect_timeout": 10,
-            "read_timeout": 60,
+            # botocore's connect and read timeouts are rclone's --contimeout and
+            # --timeout (a read waits at most this long for the next bytes); check()
+            # is bounded on its own (s3.CHECK_TIMEOUT).
+            "connect_timeout": Timeouts.limit(limits.connect),
+            "read_timeout": Timeouts.limit(limits.io_idle),
             # A streaming reader holds a connection while its body is open:
             # botocore's 10 would leave other requests queued behind them.
             "max_pool_connections": 100,
@@ -70,8 +74,9 @@ class S3Client:
     """Requests to one bucket. The s3fs client is built on first use, inside the
     running event loop, because its aiobotocore session belongs to one loop."""
 
-    def __init__(self, options: S3Options, bucket: str) -> None:
+    def __init__(self, options: S3Options, bucket: str, timeouts: Timeouts | None = None) -> None:
         self._options, self.bucket = options, bucket
+        self._timeouts = timeouts
         self._fs: Any = None
 
     def _filesystem(self) -> Any:
@@ -93,7 +98,7 @@ class S3Client:
                 "credentials_file", os.path.expanduser(o.shared_credentials_file)
             )
         fs = s3fs.S3FileSystem(
-            **s3fs_arguments(o),
+            **s3fs_arguments(o, self._timeouts),
             session=session,
             asynchronous=True,
             skip_instance_cache=True,

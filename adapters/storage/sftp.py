@@ -9,7 +9,17 @@ is as large as the server advertises (OpenSSH: 255 KiB), else the protocol's 32 
 Uploads go to a hidden `.<name>.<random>.partial` beside the target and are
 renamed over it at commit (posix-rename when offered), so readers never see a
 half-written file and an aborted upload leaves the old content in place. (rclone
-1.60 writes sftp files in place; the port promises replacement at commit.)
+1.60 writes sftp files in place; the port promises replacement at commit.) A
+temporary file an outage or a crash kept the upload from removing is removed
+after the next connection (adapters/storage/sftp_partials.py).
+
+Timeouts are rclone's (`BackendSpec.timeouts`): `--contimeout` bounds opening a
+connection (TCP, SSH handshake, authentication, the SFTP channel), `--timeout`
+is the idle timeout: a connection on which the server sends nothing for that
+long (keepalives included) is dropped, and each request waiting on it fails;
+an idempotent one (a read, a stat, a listing) is tried once more on a new
+connection. So a read on a frozen server fails (EIO) after at most
+`--timeout` + `--contimeout`.
 
 `check()` creates a missing root (mkdir -p), as rclone does on the first write:
 a volume pointed at a fresh directory works at once. A root that exists but is
@@ -30,11 +40,12 @@ from loguru import logger
 
 from adapters.storage.library_logs import cap_at_info
 from adapters.storage.relpath import components
-from adapters.storage.sftp_connect import CONNECT_TIMEOUT, connect, server_label
+from adapters.storage.sftp_connect import connect, server_label
 from adapters.storage.sftp_errors import entry_of, has_entries, is_lost, os_error, raise_if_not_dir
 from adapters.storage.sftp_metadata import check_time, links_of, set_attributes
 from adapters.storage.sftp_options import SftpOptions
-from adapters.storage.sftp_pool import SftpPool
+from adapters.storage.sftp_partials import PartialFiles
+from adapters.storage.sftp_pool import ConnectionLost, SftpPool
 from adapters.storage.sftp_reader import SftpReader
 from adapters.storage.sftp_rename import SftpRenamer
 from adapters.storage.sftp_writer import SftpWriter
@@ -42,7 +53,7 @@ from domain.errors import RemoteUnavailable
 from domain.metadata import FileMetadata
 from domain.paths import basename
 from domain.remote_entry import RemoteEntry
-from domain.volume import BackendSpec
+from domain.volume import BackendSpec, Timeouts
 
 T = TypeVar("T")
 
@@ -50,22 +61,55 @@ T = TypeVar("T")
 class SftpStorage:
     """`RemoteStorage` over SFTP; see the module docstring for the behaviour."""
 
-    def __init__(self, backend: BackendSpec, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+    def __init__(self, backend: BackendSpec) -> None:
         self.options = SftpOptions.parse(backend.options)
+        connect_within = Timeouts.limit(backend.timeouts.connect)
+        io_idle = Timeouts.limit(backend.timeouts.io_idle)
         root = backend.root.rstrip("/") or ("/" if backend.root.startswith("/") else "")
         self.root = root
         self._where = server_label(self.options)
         self.pool = SftpPool(
-            partial(connect, self.options, connect_timeout),
+            partial(connect, self.options, connect_within, io_idle),
             where=self._where,
             idle_timeout=self.options.idle_timeout,
-            start_timeout=connect_timeout,
+            start_timeout=connect_within,
         )
+        self.partials = PartialFiles()
+        self._sweeper: asyncio.Task[None] | None = None
+        self.pool.on_connected = self._sweep_soon
         self._renamer = SftpRenamer()
         self._hard_links = True  # until the server says it has no hardlink@openssh.com
         # asyncssh.sftp logs each read and write request at DEBUG, which at -vv
         # halved read throughput; its connection-level lines stay.
         cap_at_info("asyncssh.sftp")
+
+    def keep_partials_journal(self, directory: str) -> None:
+        """Record the temporary files of uploads in `directory` (a volume's cache),
+        and remove those a previous worker recorded once connected. Called before
+        the first upload."""
+        self.partials = PartialFiles(directory)
+
+    def _sweep_soon(self) -> None:
+        """After a new connection: remove the leftover temporary files, in the
+        background (the operation that opened the connection goes first)."""
+        if self.partials.leftovers() and (self._sweeper is None or self._sweeper.done()):
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        for remote in self.partials.leftovers():
+            try:
+                async with self.pool.lease() as sftp:
+                    await sftp.remove(remote)
+            except asyncssh.SFTPNoSuchFile:
+                self.partials.gone(remote)  # renamed or removed after all
+            except (ConnectionLost, RemoteUnavailable):
+                return  # the next connection tries again
+            except asyncssh.SFTPError as exc:
+                logger.warning("{}: cannot remove {}: {}", self._where, remote, exc.reason)
+                self.partials.gone(remote)  # never to be removed by us: stop trying
+            else:
+                logger.info("{}: removed {}, left by an interrupted upload", self._where, remote)
+                self.partials.gone(remote)
 
     def _remote(self, path: str) -> str:
         parts = components(path)
@@ -168,7 +212,9 @@ class SftpStorage:
         return reader
 
     async def open_writer(self, path: str) -> SftpWriter:
-        writer = SftpWriter(self.pool, self._renamer, self.options, path, self._remote(path))
+        writer = SftpWriter(
+            self.pool, self._renamer, self.partials, self.options, path, self._remote(path)
+        )
         await writer.open()
         return writer
 
@@ -265,4 +311,8 @@ class SftpStorage:
         await self._run(src, op, idempotent=False)
 
     async def aclose(self) -> None:
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None and not sweeper.done():
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
         await self.pool.aclose()

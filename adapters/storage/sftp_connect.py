@@ -13,7 +13,9 @@ from loguru import logger
 from adapters.storage.sftp_options import SftpOptions
 from domain.errors import RemoteUnavailable
 
-CONNECT_TIMEOUT = 20.0  # well inside Docker's 2-minute Create timeout
+# Keepalives sent in a silence before the connection is given up: the idle
+# timeout is split in this many + 1 intervals (see `keepalive_interval`).
+_KEEPALIVES_UNANSWERED = 2
 # AES-GCM first: OpenSSL's AES-NI path is several times faster than the
 # ChaCha20-Poly1305 composition asyncssh builds (its default first choice).
 _CIPHERS = (
@@ -64,9 +66,26 @@ def _load_credentials(
     return client_keys, known_hosts
 
 
-async def connect(options: SftpOptions, within: float) -> asyncssh.SSHClientConnection:
+def keepalive_interval(io_idle_timeout: float | None) -> float:
+    """How often a silent connection is probed, so that asyncssh drops it after
+    `io_idle_timeout` seconds of hearing nothing (rclone's --timeout).
+
+    asyncssh's keepalive timer restarts at every packet received; each time it
+    fires it sends a keepalive, and once `_KEEPALIVES_UNANSWERED` are pending
+    the next firing closes the connection, failing every request on it. So a
+    frozen server is detected after (unanswered + 1) intervals of silence, while a
+    slow transfer that keeps receiving data is never cut. 0: no keepalives."""
+    if io_idle_timeout is None:
+        return 0.0
+    return io_idle_timeout / (_KEEPALIVES_UNANSWERED + 1)
+
+
+async def connect(
+    options: SftpOptions, within: float | None, io_idle_timeout: float | None
+) -> asyncssh.SSHClientConnection:
     """A new SSH connection to the server `options` name, authenticated; the
-    attempt fails after `within` seconds."""
+    attempt fails after `within` seconds (None: never), and the connection is
+    dropped once the server stays silent for `io_idle_timeout` seconds."""
     o, where = options, server_label(options)
     client_keys, known_hosts = await asyncio.to_thread(_load_credentials, o)
     explicit_auth = client_keys is not None or bool(o.password)
@@ -85,8 +104,8 @@ async def connect(options: SftpOptions, within: float) -> asyncssh.SSHClientConn
                 known_hosts=known_hosts,
                 config=None,  # ~/.ssh/config must not change a volume's behaviour
                 connect_timeout=within,
-                keepalive_interval=30,
-                keepalive_count_max=3,
+                keepalive_interval=keepalive_interval(io_idle_timeout),
+                keepalive_count_max=_KEEPALIVES_UNANSWERED,
                 encryption_algs=_CIPHERS,
                 compression_algs=None,
                 window=_WINDOW,
@@ -100,7 +119,7 @@ async def connect(options: SftpOptions, within: float) -> asyncssh.SSHClientConn
     except asyncssh.DisconnectError as exc:
         raise RemoteUnavailable(f"{where}: {exc.reason}") from None
     except TimeoutError:
-        raise RemoteUnavailable(f"{where}: no answer within {within:g}s") from None
+        raise RemoteUnavailable(f"{where}: no answer within {within:g}s (--contimeout)") from None
     except ConnectionRefusedError:
         raise RemoteUnavailable(f"{where}: connection refused") from None
     except OSError as exc:

@@ -9,6 +9,10 @@ connection stays; once the last is released it is closed after `idle_timeout`
 A lease turns a lost connection (an SFTP "connection lost" status, an SSH or
 socket error) into `ConnectionLost` after forgetting that connection, so the
 next lease opens a new one; `retry_once` runs an operation again after one loss.
+A connection dropped for a loss is aborted, not closed: closing waits for the
+server to take what is still buffered, which a frozen server never does.
+`on_connected` is called after each new connection (the storage then removes the
+temporary files that interrupted uploads left).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from domain.errors import RemoteUnavailable
 T = TypeVar("T")
 
 MAX_CHANNELS = 4  # SFTP channels per connection, the first one for metadata
+_CLOSE_WAIT = 5.0  # seconds an orderly close may take before the connection is aborted
 
 Connector = Callable[[], Awaitable[asyncssh.SSHClientConnection]]
 
@@ -43,7 +48,12 @@ class SftpPool:
     """The shared connection and its channels; see the module docstring."""
 
     def __init__(
-        self, connect: Connector, *, where: str, idle_timeout: float, start_timeout: float
+        self,
+        connect: Connector,
+        *,
+        where: str,
+        idle_timeout: float,
+        start_timeout: float | None,
     ) -> None:
         self._connect = connect
         self.where = where  # how messages name the server
@@ -56,6 +66,7 @@ class SftpPool:
         self._users = 0
         self._idle_timer: asyncio.TimerHandle | None = None
         self._closed = False
+        self.on_connected: Callable[[], None] | None = None
 
     @property
     def connection(self) -> asyncssh.SSHClientConnection | None:
@@ -93,7 +104,12 @@ class SftpPool:
         conn = self._conn
         self._drop()
         if conn is not None:
-            await conn.wait_closed()
+            try:
+                # An orderly close waits for the server, which may be frozen.
+                async with asyncio.timeout(_CLOSE_WAIT):
+                    await conn.wait_closed()
+            except TimeoutError:
+                conn.abort()
 
     # for leases
 
@@ -132,7 +148,7 @@ class SftpPool:
         """Drop `conn` after it failed, unless it was already replaced: a late
         failure on an old connection must not close the new one."""
         if conn is not None and conn is self._conn:
-            self._drop()
+            self._drop(lost=True)
 
     # the connection
 
@@ -152,14 +168,19 @@ class SftpPool:
                     async with asyncio.timeout(self._start_timeout):
                         sftp = await conn.start_sftp_client()
                 except (asyncssh.Error, OSError, TimeoutError) as exc:
-                    conn.close()
+                    conn.abort()
                     raise RemoteUnavailable(f"{self.where}: cannot start SFTP: {exc}") from None
                 self._conn, self._channels = conn, [sftp]
+                if self.on_connected is not None:
+                    self.on_connected()
             return self._channels[0]
 
-    def _drop(self) -> None:
+    def _drop(self, *, lost: bool = False) -> None:
         if self._conn is not None:
-            self._conn.close()
+            if lost or self._conn.is_closed():
+                self._conn.abort()
+            else:
+                self._conn.close()
         self._conn, self._channels = None, []
 
     def _close_if_idle(self) -> None:

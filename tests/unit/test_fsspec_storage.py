@@ -27,7 +27,7 @@ from adapters.storage.s3_client import s3fs_arguments
 from adapters.storage.s3_options import S3Options
 from adapters.storage.sftp import SftpStorage
 from domain.errors import OptionError, RemoteUnavailable
-from domain.volume import BackendSpec
+from domain.volume import BackendSpec, Timeouts
 from domain.volume_options import parse_volume_options
 from tests.storage_contract import Backend, StorageContract, get, put
 
@@ -372,7 +372,15 @@ def test_s3_options_map_to_s3fs_arguments() -> None:
     assert (args["key"], args["secret"], args["anon"]) == ("AK", "SK", False)
     assert args["client_kwargs"] == {"region_name": "eu-1"}
     assert args["config_kwargs"]["s3"] == {"addressing_style": "path"}
-    assert args["config_kwargs"]["connect_timeout"] <= 10
+    # rclone's --contimeout and --timeout by default, else the volume's.
+    assert (args["config_kwargs"]["connect_timeout"], args["config_kwargs"]["read_timeout"]) == (
+        60.0,
+        300.0,
+    )
+    bounded = s3fs_arguments(o, Timeouts(connect=5.0, io_idle=7.0))["config_kwargs"]
+    assert (bounded["connect_timeout"], bounded["read_timeout"]) == (5.0, 7.0)
+    unbounded = s3fs_arguments(o, Timeouts(connect=0.0, io_idle=float("inf")))["config_kwargs"]
+    assert (unbounded["connect_timeout"], unbounded["read_timeout"]) == (None, None)
     assert args["s3_additional_kwargs"] == {"ACL": "private", "StorageClass": "STANDARD_IA"}
     assert args["cache_regions"] is False
     assert o.list_v2 is True

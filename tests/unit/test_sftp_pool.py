@@ -4,6 +4,7 @@ reader on them, reopening its file once after a loss."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import itertools
 from types import SimpleNamespace
@@ -12,6 +13,7 @@ import anyio
 import asyncssh
 import pytest
 
+from adapters.storage import sftp_pool
 from adapters.storage.sftp_options import SftpOptions
 from adapters.storage.sftp_pool import MAX_CHANNELS, ConnectionLost, SftpPool
 from adapters.storage.sftp_reader import SftpReader
@@ -61,6 +63,7 @@ class FakeConnection:
     def __init__(self, channels: itertools.count[int]) -> None:
         self._channels = channels
         self.closed = False
+        self.aborted = False
 
     async def start_sftp_client(self) -> FakeChannel:
         return FakeChannel(next(self._channels), self)
@@ -70,6 +73,9 @@ class FakeConnection:
 
     def close(self) -> None:
         self.closed = True
+
+    def abort(self) -> None:
+        self.closed = self.aborted = True
 
     async def wait_closed(self) -> None:
         pass
@@ -146,6 +152,30 @@ async def test_a_lost_connection_is_forgotten_and_retried_once() -> None:
     assert await pool.retry_once(flaky, retry=True) == "done"
     assert attempts == 2
     assert len(server.connections) == 2 and server.connections[0].closed
+    # Aborted: closing would wait for a server that may never read again.
+    assert server.connections[0].aborted and not server.connections[1].closed
+
+
+async def test_each_new_connection_is_announced() -> None:
+    server = Server()
+    pool = pool_on(server)
+    announced: list[int] = []
+    pool.on_connected = lambda: announced.append(len(server.connections))
+    async with pool.lease(), pool.lease(transfer=True):
+        pass
+    assert announced == [1]  # one connection, however many channels
+
+    async def lost() -> None:
+        async with pool.lease():
+            raise ConnectionResetError("reset by peer")
+
+    with pytest.raises(RemoteUnavailable):
+        await pool.retry_once(lost, retry=False)
+    async with pool.lease():
+        pass
+    assert announced == [1, 2]
+    await pool.aclose()
+    assert not server.connections[1].aborted  # an orderly close of a live connection
 
 
 async def test_no_retry_or_a_second_loss_is_remote_unavailable() -> None:
@@ -236,3 +266,19 @@ async def test_a_missing_file_is_enoent_and_releases_the_lease() -> None:
         await reader_on(pool, "/missing").open()
     assert info.value.errno == errno.ENOENT and info.value.filename == "f"
     await eventually(lambda: pool.connection is None)
+
+
+async def test_closing_a_frozen_connection_aborts_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = Server()
+    pool = pool_on(server)
+    async with pool.lease():
+        pass
+    frozen = asyncio.Event()  # never set: the server never acknowledges the close
+
+    async def never_closed() -> None:
+        await frozen.wait()
+
+    monkeypatch.setattr(server.connections[0], "wait_closed", never_closed)
+    monkeypatch.setattr(sftp_pool, "_CLOSE_WAIT", 0.05)
+    await pool.aclose()
+    assert server.connections[0].aborted

@@ -89,5 +89,5 @@ def test_use_server_modtime_makes_modification_times_cheap(tmp_path: Path) -> No
 
     from entrypoints.worker_container import make_storage, make_storage_factory
 
-    storage = make_storage(make_storage_factory(), replace(spec, backend=s3))
+    storage = make_storage(make_storage_factory(), replace(spec, backend=s3), job)
     assert getattr(storage, "use_server_modtime", None) is True

@@ -45,6 +45,10 @@ POSIX_175 = {
     "vfs-metadata-extension": "",
 }  # fmt: skip
 
+# rclone's global network timeouts (issue 12), with the defaults `rclone help flags`
+# shows; the serve docker page does not list global flags.
+NETWORK_GLOBALS = {"timeout": "5m0s", "contimeout": "1m0s"}
+
 # The mount and VFS options of rclone's `serve docker` page, plus the globals.
 RCLONE_OPTIONS = (
     (set(PAGE_FLAGS) - DAEMON_ONLY - {"help"})
@@ -52,6 +56,7 @@ RCLONE_OPTIONS = (
     | NEWER_FLAGS
     | FILTER_FLAGS
     | set(POSIX_175)
+    | set(NETWORK_GLOBALS)
 )
 
 SUPPORTED_NOW = {
@@ -73,7 +78,7 @@ SUPPORTED_NOW = {
     "include", "exclude", "filter", "filter-from", "include-from", "exclude-from",
     "files-from", "files-from-raw", "min-size", "max-size", "min-age", "max-age", "max-depth",
     "exclude-if-present", "ignore-case", "hash-filter", "delete-excluded",
-} | set(POSIX_175)  # fmt: skip
+} | set(POSIX_175) | set(NETWORK_GLOBALS)  # fmt: skip
 
 PROCESS_DEPENDENT = {"uid", "gid", "umask"}
 
@@ -100,6 +105,9 @@ def test_defaults_are_written_as_rclone_documents_them() -> None:
             continue
         if decl.name in POSIX_175:
             assert decl.format_default() == POSIX_175[decl.name]
+            continue
+        if decl.name in NETWORK_GLOBALS:
+            assert decl.format_default() == NETWORK_GLOBALS[decl.name]
             continue
         documented = PAGE_FLAGS[decl.name]
         if documented is None:  # pflag prints no default when it is the zero value
@@ -128,10 +136,13 @@ def test_fields_exist_and_defaults_agree_with_the_dataclasses() -> None:
 
 
 def test_globals_are_the_per_volume_process_flags() -> None:
-    # rclone's global -l / --links and -M / --metadata are per volume too.
+    # rclone's global -l / --links, -M / --metadata, --timeout and --contimeout are
+    # per volume too.
     assert {d.name for d in OPTIONS if d.kind is OptionKind.GLOBAL} == PER_VOLUME_GLOBALS | {
         "links",
         "metadata",
+        "timeout",
+        "contimeout",
     }
 
 
