@@ -4,6 +4,8 @@ changes nothing else: every call goes through as it is."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from application.ports import RemoteReader, RemoteStorage, RemoteWriter
 from application.vfs.cache.stats import RemoteTraffic
 from domain.remote_entry import RemoteEntry
@@ -43,6 +45,14 @@ class CountingStorage:
     def __init__(self, storage: RemoteStorage) -> None:
         self._storage = storage
         self.traffic = RemoteTraffic()
+
+    def __getattr__(self, name: str) -> Any:
+        # What the port does not name passes through: the optional capabilities the
+        # VFS checks for (SupportsMetadata, SupportsHardLinks) stay visible, so
+        # counting hides no feature of the storage it wraps.
+        if name == "_storage":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self._storage, name)
 
     async def check(self) -> None:
         await self._storage.check()

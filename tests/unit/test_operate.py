@@ -249,3 +249,15 @@ async def test_the_plugin_api_calls_are_counted_by_endpoint() -> None:
     assert 'cloudvol_api_calls_total{endpoint="/VolumeDriver.List",outcome="ok"} 1.0' in text
     assert 'cloudvol_api_calls_total{endpoint="other",outcome="error"} 1.0' in text
     assert 'cloudvol_api_call_duration_seconds_count{endpoint="/VolumeDriver.List"} 1.0' in text
+
+
+def test_counting_keeps_the_storages_optional_capabilities_visible() -> None:
+    from adapters.metrics.counting_storage import CountingStorage
+    from application.ports import SupportsHardLinks, SupportsMetadata
+    from tests.fakes.storage import MemoryStorage
+
+    memory = MemoryStorage()
+    counted = CountingStorage(memory)
+    assert isinstance(counted, SupportsMetadata) == isinstance(memory, SupportsMetadata)
+    assert isinstance(counted, SupportsHardLinks) == isinstance(memory, SupportsHardLinks)
+    assert isinstance(memory, SupportsMetadata)  # so the first check means something
