@@ -240,10 +240,9 @@ OPTIONS: tuple[OptionDecl, ...] = (
                "Evict cached files to keep this much free on the cache's disk"),
     OptionDecl("vfs-refresh", _V, "refresh", _B, False,
                "Read every directory of the remote in the background at mount"),
-    OptionDecl("vfs-handle-caching", _V, None, _STR, "",
-               "Cache open file handles",
-               support="not supported: its meaning is not documented on the rclone page "
-               "cloudvol follows, so it is refused rather than guessed"),
+    OptionDecl("vfs-handle-caching", _V, "handle_caching", _D, 5.0,
+               "Keep a closed file's cache handle (data file and remote reader) open this "
+               "long, for a quick reopen (0 = close at once)"),
     OptionDecl("vfs-block-norm-dupes", _V, "block_norm_dupes", _B, False,
                "Hide all but one of the names of a directory that are the same once "
                "Unicode-normalised (NFC), and log an error"),

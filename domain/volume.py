@@ -112,6 +112,7 @@ class VfsOptions:
     cache_min_free_space: int = UNLIMITED
     refresh: bool = False
     block_norm_dupes: bool = False
+    handle_caching: float = 5.0  # rclone 1.75's --vfs-handle-caching
     filters: FilterOptions = field(default_factory=lambda: FilterOptions())
     # Issue 12: rclone's --timeout and --contimeout (copied into BackendSpec.timeouts).
     io_timeout: float = 300.0

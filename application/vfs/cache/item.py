@@ -58,6 +58,12 @@ class CacheItem:
         self._saved_complete = False
         self._atime_saved = True  # the last use is in the record on disk
         self._file_lock = asyncio.Lock()
+        # --vfs-handle-caching: the last close keeps the data file (and the remote
+        # reader) open this long, so a program that closes and reopens at once (a
+        # player, a scanner) does not pay for opening them again.
+        self._handle_caching = options.handle_caching
+        self._lingering: asyncio.TimerHandle | None = None
+        self._linger_close: asyncio.Task[None] | None = None
         # The path at the time the reader opens: a rename may come first.
         self.downloads = Downloads(self, lambda: storage.open_reader(self.path), options)
 
@@ -157,8 +163,22 @@ class CacheItem:
             # Even when the cache's disk is full: the data file is closed, so that
             # deleting files frees their space.
             self.users -= 1
-            await self.close_file()
+            if self.opens == 0 and not self.removed and self._handle_caching > 0:
+                self._close_later()
+            else:
+                await self.close_file()
         return upload_due
+
+    def _close_later(self) -> None:
+        if self._lingering is not None:
+            self._lingering.cancel()
+
+        def close() -> None:
+            self._lingering = None
+            # close_file does nothing if the file was opened again meanwhile.
+            self._linger_close = asyncio.ensure_future(self.close_file())
+
+        self._lingering = asyncio.get_running_loop().call_later(self._handle_caching, close)
 
     async def _make_durable(self) -> None:
         """ "Dirty and complete": the data is durable before the record says so."""

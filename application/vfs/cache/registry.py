@@ -101,6 +101,7 @@ class ItemRegistry:
         if self._items.get(item.path) is item:
             del self._items[item.path]
         await self._store.remove(item.path)
+        await item.close_file()  # a closed file kept open (--vfs-handle-caching) goes now
 
     async def rename(self, src: str, dst: str) -> list[CacheItem]:
         """Move the item of `src`, or every item under the directory `src`, to

@@ -3,6 +3,7 @@ when it saves its record."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -42,7 +43,8 @@ def new_item(
     store = CountingStore(str(tmp_path / "cache"))
     fingerprint = Fingerprint(size, 1.0, None) if size else None
     record = CacheRecord(path, size, 1.0, 1.0, RangeSet(), fingerprint)
-    return CacheItem(record, store, storage, VfsOptions()), store
+    # Handles close at once here; --vfs-handle-caching has its own test.
+    return CacheItem(record, store, storage, VfsOptions(handle_caching=0)), store
 
 
 def saved(tmp_path: Path, path: str = "f") -> CacheRecord:
@@ -146,3 +148,20 @@ async def test_set_mtime_of_a_clean_item_keeps_its_fingerprint_current(tmp_path:
     item.set_mtime(7.0)
     assert item.mtime == 7.0
     assert item.record.fingerprint == Fingerprint(3, 7.0, None)
+
+
+async def test_handle_caching_keeps_the_closed_file_open_for_a_reopen(tmp_path: Path) -> None:
+    store = CountingStore(str(tmp_path / "cache"))
+    record = CacheRecord("f", 0, 1.0, 1.0, RangeSet(), None)
+    item = CacheItem(record, store, MemoryStorage(), VfsOptions(handle_caching=0.05))
+    await item.open(now=2.0)
+    kept = item.file
+    await item.close(now=3.0)
+    assert item.file is kept is not None  # still open: a reopen reuses it
+    await item.open(now=4.0)
+    assert item.file is kept
+    await item.close(now=5.0)
+    deadline = asyncio.get_running_loop().time() + 10
+    while item.file is not None:  # closed once the grace period has passed
+        assert asyncio.get_running_loop().time() < deadline, "the file stayed open"
+        await asyncio.sleep(0.01)

@@ -74,7 +74,7 @@ SUPPORTED_NOW = {
     "use-server-modtime", "log-format",
     # issue 11 §6
     "vfs-read-chunk-streams", "vfs-cache-min-free-space", "vfs-refresh",
-    "vfs-block-norm-dupes", "direct-io",
+    "vfs-block-norm-dupes", "direct-io", "vfs-handle-caching",
     "include", "exclude", "filter", "filter-from", "include-from", "exclude-from",
     "files-from", "files-from-raw", "min-size", "max-size", "min-age", "max-age", "max-depth",
     "exclude-if-present", "ignore-case", "hash-filter", "delete-excluded",
@@ -209,7 +209,6 @@ REFUSED_WITH_A_REASON = {
     "daemon": "volume plugin",
     "daemon-wait": "volume plugin",
     "allow-idmap": "libfuse 3.17",
-    "vfs-handle-caching": "not documented",
     "metadata-include": "no object metadata",
     "metadata-exclude": "no object metadata",
     "metadata-filter": "no object metadata",
