@@ -19,6 +19,27 @@ from adapters.mounting.spawning import read_tail, with_tail
 from adapters.mounting.system import is_mounted, is_stale
 
 
+class CrashedWorkers:
+    """The pids of workers this daemon saw die unexpectedly. The metrics' watch
+    (`worker_watch`) reads it: the dead mount that told it of a crash is taken off
+    the host at once (`_clear_dead_mount`), sometimes before it looks."""
+
+    def __init__(self) -> None:
+        self._pids: set[int] = set()
+        self._lock = threading.Lock()  # watcher threads add, the event loop reads
+
+    def add(self, pid: int) -> None:
+        with self._lock:
+            self._pids.add(pid)
+
+    def __contains__(self, pid: object) -> bool:
+        with self._lock:
+            return pid in self._pids
+
+
+CRASHED = CrashedWorkers()  # one daemon per process
+
+
 @dataclass
 class KnownWorker:
     name: str
@@ -112,6 +133,7 @@ def _watch(worker: KnownWorker, proc: ForkedWorker) -> None:
         code,
         with_tail(read_tail(worker.log)),
     )
+    CRASHED.add(worker.pid)
     if worker.serving:
         _clear_dead_mount(worker)
 

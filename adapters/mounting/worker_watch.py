@@ -1,7 +1,8 @@
 """Counts mount workers starting, exiting and crashing, for the daemon's metrics,
 by watching the workers' locks under `<cache-dir>/workers` (a worker holds its
 volume's lock for as long as it runs). A worker that exits cleanly has unmounted
-first; one that leaves its FUSE mount behind (dead, ENOTCONN) crashed."""
+first; one that this daemon saw die unexpectedly, or that left its FUSE mount
+behind (dead, ENOTCONN; an adopted worker), crashed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import anyio
 
 from adapters.mounting.live_workers import volumes_with_live_workers
 from adapters.mounting.protocol import worker_paths
+from adapters.mounting.registry import CRASHED
 from adapters.mounting.system import WorkerUnreachable, call_worker, is_mounted, lock_holder
 
 POLL_INTERVAL = 1.0
@@ -40,7 +42,7 @@ class WorkerWatch:
             if now.get(name) != pid:
                 del self._live[name]
                 self.counts["exited"] += 1
-                if mountpoint is not None and is_mounted(mountpoint):
+                if pid in CRASHED or (mountpoint is not None and is_mounted(mountpoint)):
                     self.counts["crashed"] += 1
         for name, pid in now.items():
             if name not in self._live:
