@@ -7,6 +7,10 @@ VENV     ?= .venv
 PY       := $(VENV)/bin/python
 PACKAGES := sh packaging/debian/install-packages.sh
 ARGS     ?= -v
+# The integration tests mostly wait (on dockerd, sshd, FUSE, uploads): four pytest
+# workers, each module on one worker (its module fixtures stay whole), keep a full
+# run well inside CI's time on 2 cores. XDIST= runs them one at a time.
+XDIST    ?= -n 4 --dist loadfile
 
 .PHONY: install install-test run test lint unit integration bench soak clean
 
@@ -48,10 +52,10 @@ unit: install-test
 	$(PY) -m pytest -q tests/unit
 
 integration: install-test
-	$(PY) -m pytest -q tests/integration
+	$(PY) -m pytest -q $(XDIST) tests/integration
 
 test: lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q $(XDIST) tests
 
 bench: install-test
 	$(PACKAGES) bench
