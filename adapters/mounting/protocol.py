@@ -39,6 +39,9 @@ OPS = (
 
 # AF_UNIX paths are limited to 108 bytes including the NUL.
 _MAX_SOCKET_PATH = 107
+# Where control sockets go when the cache directory is too deep for AF_UNIX (108
+# bytes): owned by root, mode 0700 (see `MountWorker._listen`).
+SHORT_SOCKET_DIR = "/run/cloudvol"
 
 
 class ProtocolError(ValueError):
@@ -239,12 +242,17 @@ class WorkerPaths:
 
 def worker_paths(cache_dir: str, name: str) -> WorkerPaths:
     """`<cache-dir>/workers/<name>.{sock,lock,log}`; a socket path too long for
-    AF_UNIX uses a hash of the name instead (the lock and log keep the name)."""
+    AF_UNIX uses a hash of the name instead (the lock and log keep the name), and
+    under a cache directory too deep even for that, a hash of both in
+    `SHORT_SOCKET_DIR`."""
     directory = cache_dir.rstrip("/") + "/workers"
     socket = f"{directory}/{name}.sock"
     if len(socket.encode()) > _MAX_SOCKET_PATH:
         digest = hashlib.sha256(name.encode()).hexdigest()[:16]
         socket = f"{directory}/{digest}.sock"
+    if len(socket.encode()) > _MAX_SOCKET_PATH:
+        digest = hashlib.sha256(f"{directory}\0{name}".encode()).hexdigest()[:24]
+        socket = f"{SHORT_SOCKET_DIR}/{digest}.sock"
     return WorkerPaths(directory, socket, f"{directory}/{name}.lock", f"{directory}/{name}.log")
 
 

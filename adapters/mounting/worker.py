@@ -333,6 +333,7 @@ class MountWorker:
 
     async def _listen(self) -> SocketListener:
         path = self.job.control_socket
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)  # SHORT_SOCKET_DIR
         # Holding the volume's lock makes any socket file left here a dead worker's.
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)

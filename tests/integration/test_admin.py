@@ -340,13 +340,14 @@ def test_status_watch_redraws_until_interrupted(daemon: CloudvolDaemon) -> None:
         # It asks the daemon once a second: a redraw shows an uptime of 2 s or more.
         wait_for(lambda: re.search(r"uptime\s+([2-9]|\d\d+)s", plain(chunks)), "a redraw", 60)
         watch.send_signal(signal.SIGINT)
-        _, err = watch.communicate(timeout=30)
+        watch.wait(timeout=60)  # stdout is the reader thread's: no communicate()
     finally:
         if watch.poll() is None:
             watch.kill()
             watch.wait()
         reader.join(timeout=30)
-    assert watch.returncode == 0, err
+    assert watch.stderr is not None
+    assert watch.returncode == 0, watch.stderr.read()
     assert "admin socket" in plain(chunks)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from adapters.mounting.protocol import (
     MAX_LINE,
+    SHORT_SOCKET_DIR,
     ProtocolError,
     Readiness,
     WorkerJob,
@@ -201,3 +202,13 @@ def test_log_tail() -> None:
     text = "\n".join(f"line {i}" for i in range(50))
     assert log_tail(text, 3) == "line 47\nline 48\nline 49"
     assert log_tail("", 3) == ""
+
+
+def test_a_cache_directory_too_deep_for_af_unix_gets_a_short_socket_path() -> None:
+    deep = "/srv/" + "d" * 100
+    paths = worker_paths(deep, "vol")
+    assert len(paths.socket.encode()) <= 107
+    assert paths.socket.startswith(SHORT_SOCKET_DIR + "/")
+    assert paths.socket == worker_paths(deep, "vol").socket
+    assert paths.socket != worker_paths(deep + "x", "vol").socket  # two daemons apart
+    assert paths.lock == f"{deep}/workers/vol.lock"
