@@ -7,10 +7,11 @@ VENV     ?= .venv
 PY       := $(VENV)/bin/python
 PACKAGES := sh packaging/debian/install-packages.sh
 ARGS     ?= -v
-# The integration tests mostly wait (on dockerd, sshd, FUSE, uploads): four pytest
+# The integration tests mostly wait (on dockerd, sshd, FUSE, uploads): three pytest
 # workers, each module on one worker (its module fixtures stay whole), keep a full
-# run well inside CI's time on 2 cores. XDIST= runs them one at a time.
-XDIST    ?= -n 4 --dist loadfile
+# run well inside CI's time on 2 cores (four loaded it enough to time calls out).
+# XDIST= runs them one at a time.
+XDIST    ?= -n 3 --dist loadfile
 
 .PHONY: install install-test run test lint unit integration bench soak clean
 

@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -323,34 +322,23 @@ def test_while_the_daemon_stops_the_log_tells_what_is_left_to_upload(tmp_path: P
 
 
 def test_status_watch_redraws_until_interrupted(daemon: CloudvolDaemon) -> None:
-    # rich redraws on a terminal only: these make it treat the pipe as one, so the
-    # test sees each frame as it comes rather than guessing how long start-up takes.
-    env = {**os.environ, "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1", "PYTHONUNBUFFERED": "1"}
     watch = subprocess.Popen(
         [sys.executable, "-m", "entrypoints.cli", "status", "--watch",
          "--cache-dir", str(daemon.cache_dir)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    stdout = watch.stdout
-    assert stdout is not None
-    chunks: list[str] = []
-    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: stdout.read(1), "")))
-    reader.start()
     try:
-        # It asks the daemon once a second: a redraw shows an uptime of 2 s or more.
-        wait_for(lambda: re.search(r"uptime\s+([2-9]|\d\d+)s", plain(chunks)), "a redraw", 60)
+        # It asks the daemon once a second: by an uptime of 12 s (ample for the
+        # command to start, even on a loaded machine) it has redrawn the screen with
+        # an uptime of 2 s or more.
+        wait_for(lambda: status_json(daemon)["daemon"]["uptime"] > 12, "time to pass", 60)
         watch.send_signal(signal.SIGINT)
-        watch.wait(timeout=60)  # stdout is the reader thread's: no communicate()
+        out, err = watch.communicate(timeout=30)
     finally:
         if watch.poll() is None:
             watch.kill()
             watch.wait()
-        reader.join(timeout=30)
-    assert watch.stderr is not None
-    assert watch.returncode == 0, watch.stderr.read()
-    assert "admin socket" in plain(chunks)
-
-
-def plain(chunks: list[str]) -> str:
-    """What a terminal would show, without its escape sequences."""
-    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", "".join(chunks))
+    assert watch.returncode == 0, err
+    assert "admin socket" in out
+    uptime = re.search(r"uptime\s+(\d+)s", out)
+    assert uptime is not None and int(uptime.group(1)) >= 2, out
