@@ -326,6 +326,8 @@ def test_status_watch_redraws_until_interrupted(daemon: CloudvolDaemon) -> None:
         [sys.executable, "-m", "entrypoints.cli", "status", "--watch",
          "--cache-dir", str(daemon.cache_dir)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # pytest-xdist's workers ignore SIGINT, and children inherit that: restore it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         # It asks the daemon once a second: by an uptime of 12 s (ample for the
