@@ -140,6 +140,24 @@ _B, _I, _S, _D, _STR, _TRI = (
     ValueType.TRISTATE,
 )
 
+# rclone's buffer-pool options, on the backends that upload in blocks (S3, Azure).
+_MEMORY_POOL = (
+    _unused(
+        "memory_pool_flush_time",
+        _D,
+        60.0,
+        "How often rclone's buffer pool is flushed",
+        "cloudvol keeps no buffer pool",
+    ),
+    _unused(
+        "memory_pool_use_mmap",
+        _B,
+        False,
+        "Whether rclone's buffer pool uses mmap",
+        "cloudvol keeps no buffer pool",
+    ),
+)
+
 _SFTP = BackendDecl(
     "sftp",
     (
@@ -407,20 +425,7 @@ _S3 = BackendDecl(
         ),
         _ny("no_head_object", _B, False, "Do not read an object's metadata before reading it"),
         _ny("encoding", _STR, "Slash,InvalidUtf8,Dot", "Encoding of object names"),
-        _unused(
-            "memory_pool_flush_time",
-            _D,
-            60.0,
-            "How often rclone's buffer pool is flushed",
-            "cloudvol keeps no buffer pool",
-        ),
-        _unused(
-            "memory_pool_use_mmap",
-            _B,
-            False,
-            "Whether rclone's buffer pool uses mmap",
-            "cloudvol keeps no buffer pool",
-        ),
+        *_MEMORY_POOL,
         _unused(
             "disable_http2",
             _B,
@@ -699,20 +704,7 @@ _AZUREBLOB = BackendDecl(
         _ny("access_tier", _STR, "", "Access tier of new blobs"),
         _ny("archive_tier_delete", _B, False, "Delete archive-tier blobs before overwriting"),
         _ny("disable_checksum", _B, False, "Do not store MD5 checksums"),
-        _unused(
-            "memory_pool_flush_time",
-            _D,
-            60.0,
-            "How often rclone's buffer pool is flushed",
-            "cloudvol keeps no buffer pool",
-        ),
-        _unused(
-            "memory_pool_use_mmap",
-            _B,
-            False,
-            "Whether rclone's buffer pool uses mmap",
-            "cloudvol keeps no buffer pool",
-        ),
+        *_MEMORY_POOL,
         _ny("encoding", _STR, "", "Encoding of blob names"),
         _ny("public_access", _STR, "", "Public access level of created containers"),
         _ny("no_check_container", _B, False, "Do not check or create the container"),
