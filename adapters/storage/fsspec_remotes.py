@@ -64,6 +64,7 @@ _PROPFIND_LIST = (
     b"<d:resourcetype/><d:getcontentlength/><d:getlastmodified/></d:prop></d:propfind>"
 )
 _DAV = "{DAV:}"
+_BUSY_STATUSES = frozenset({423, 429, 500, 502, 503, 504, 509})
 
 
 class WebdavStorage(FsspecStorage):
@@ -92,7 +93,7 @@ class WebdavStorage(FsspecStorage):
             return bytes(response.content)
 
         try:
-            body = await in_thread(propfind)
+            body = await self._retrying(lambda: in_thread(propfind))
         except ResourceNotFound:
             raise FileNotFoundError(errno.ENOENT, "no such file or directory", path) from None
         except Exception as exc:
@@ -133,7 +134,23 @@ class WebdavStorage(FsspecStorage):
     async def _move_file(self, src: str, dst: str, source: RemoteEntry) -> None:
         client = self.filesystem().client
         full_src, full_dst = self._full(src), self._full(dst)
-        await self._guard(src, in_thread(lambda: client.move(full_src, full_dst, overwrite=True)))
+        await self._guard(
+            src,
+            self._retrying(
+                lambda: in_thread(lambda: client.move(full_src, full_dst, overwrite=True))
+            ),
+        )
+
+    def _transient(self, exc: BaseException) -> bool:
+        # rclone's webdav backend retries the same answers.
+        from webdav4.client import BadGatewayError, ResourceLocked
+
+        if isinstance(exc, ResourceLocked | BadGatewayError):
+            return True
+        # webdav4's HTTPError has the status; httpx's HTTPStatusError, its response.
+        response = getattr(exc, "response", None)
+        status = getattr(exc, "status_code", getattr(response, "status_code", None))
+        return status in _BUSY_STATUSES
 
 
 def build_webdav_storage(spec: BackendSpec) -> WebdavStorage:

@@ -32,7 +32,7 @@ import os
 import posixpath
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from typing import IO, Any
@@ -63,6 +63,12 @@ from domain.paths import basename, parent_of
 from domain.remote_entry import RemoteEntry
 from domain.volume import BackendSpec
 
+# A server that answers "busy, try again" (WebDAV's 423 Locked while another
+# request holds the file, 429, 503) gets this many more tries, as rclone's pacer
+# gives them, with a pause that doubles from _RETRY_PAUSE up to _MAX_RETRY_PAUSE.
+_TRANSIENT_RETRIES = 8
+_RETRY_PAUSE = 0.05
+_MAX_RETRY_PAUSE = 1.0
 _PIPE_LIMIT = 64 * 1024 * 1024  # uploads up to this go in one pipe_file call
 _IO_CHUNK = 1024 * 1024
 _READ_ONLY_PROTOCOLS = frozenset({"http", "https", "github", "gist", "zip", "tar", "libarchive"})
@@ -73,6 +79,8 @@ _KIND_FROM_LISTING = frozenset({"http", "https"})
 
 class FsspecStorage:
     """`RemoteStorage` over an fsspec filesystem; see the module docstring."""
+
+    retry_pause = _RETRY_PAUSE  # the first pause before trying a busy server again
 
     def __init__(
         self,
@@ -112,8 +120,27 @@ class FsspecStorage:
             method = getattr(fs, f"_{name}", None)
             if method is None:
                 raise OSError(errno.ENOTSUP, f"{self.label}: {name} is not supported")
-            return await method(*args, **kwargs)
-        return await in_thread(partial(getattr(fs, name), *args, **kwargs))
+            return await self._retrying(lambda: method(*args, **kwargs))
+        call = partial(getattr(fs, name), *args, **kwargs)
+        return await self._retrying(lambda: in_thread(call))
+
+    def _transient(self, exc: BaseException) -> bool:
+        """Whether `exc` says the server is busy and the same call may succeed soon;
+        a filesystem whose server says so overrides this."""
+        return False
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
+        pause = self.retry_pause
+        for retries_left in range(_TRANSIENT_RETRIES, -1, -1):
+            try:
+                return await attempt()
+            except Exception as exc:
+                if retries_left == 0 or not self._transient(exc):
+                    raise
+                logger.debug("{}: {}; trying again in {:.2f} s", self.label, exc, pause)
+            await anyio.sleep(pause)
+            pause = min(pause * 2, _MAX_RETRY_PAUSE)
+        raise AssertionError("unreachable")
 
     def _full(self, path: str) -> str:
         parts = components(path)

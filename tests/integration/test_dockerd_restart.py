@@ -5,16 +5,17 @@ served by the same cloudvol daemon."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.integration.fixtures.cloudvol_daemon import CloudvolDaemon, cloudvol_daemon
+from tests.integration.fixtures.cloudvol_daemon import CloudvolDaemon, running_daemon
 from tests.integration.fixtures.docker_env import unique
 from tests.integration.fixtures.dockerd import Dockerd, _DockerdProcess, restartable_dockerd
 from tests.integration.fixtures.sshd import SshdServer, sshd
 from tests.integration.fixtures.swarm import wait_until
 
-__all__ = ["cloudvol_daemon", "sshd"]  # fixtures used by name
+__all__ = ["sshd"]  # fixtures used by name
 
 
 @pytest.fixture
@@ -23,6 +24,15 @@ def own_dockerd(
 ) -> Iterator[tuple[Dockerd, _DockerdProcess]]:
     with restartable_dockerd(tmp_path_factory.mktemp("rd")) as docker:
         yield docker
+
+
+@pytest.fixture
+def cloudvol_daemon(tmp_path: Path) -> Iterator[CloudvolDaemon]:
+    """A driver name no other dockerd of this test session knows: the session's shared
+    dockerds list (and their teardowns remove) every volume of each driver they have
+    met, and the test's volume must stay this dockerd's alone across its restart."""
+    with running_daemon(tmp_path, unique("cloudvolrestart")) as daemon:
+        yield daemon
 
 
 def test_restart_always_containers_get_their_volumes_back(
@@ -53,6 +63,19 @@ def test_restart_always_containers_get_their_volumes_back(
     dockerd.start(docker)
     wait_until(
         "the restarted container wrote through its volume again", lambda: booted(2),
-        lambda: docker.run("ps", "-a", check=False).stdout + cloudvol_daemon.log_tail(),
+        lambda: explain(docker, dockerd, cloudvol_daemon),
     )  # fmt: skip
     assert docker.in_container(volume, "cat /data/boot0 /data/boot1") == "boot 0\nboot 1\n"
+
+
+def explain(docker: Dockerd, dockerd: _DockerdProcess, daemon: CloudvolDaemon) -> str:
+    calls = [
+        line
+        for line in daemon.log_file.read_text(errors="replace").splitlines()
+        if "adapters.http.app" in line and " request " not in line and " reply " not in line
+    ]
+    return "\n".join([
+        docker.run("ps", "-a", check=False).stdout,
+        "the plugin calls:", *calls[-40:],
+        "dockerd's log:", (dockerd.root / "dockerd.log").read_text(errors="replace")[-3000:],
+    ])  # fmt: skip

@@ -20,6 +20,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from adapters.storage.factory import DefaultStorageFactory
 from adapters.storage.fsspec_protocols import fsspec_options, fsspec_protocols
+from adapters.storage.fsspec_remotes import WebdavStorage
 from adapters.storage.fsspec_storage import FsspecStorage, build_fsspec_storage
 from adapters.storage.local import LocalStorage
 from adapters.storage.s3 import S3Storage
@@ -236,6 +237,45 @@ async def test_connection_errors_are_remote_unavailable_without_secrets() -> Non
     with pytest.raises(RemoteUnavailable) as info:
         await storage.check()
     assert "s3cr3t" not in str(info.value)
+
+
+class BusyMemory(MemoryFileSystem):  # type: ignore[misc]
+    """A WebDAV server that answers 423 Locked to the first `busy` uploads, as
+    `rclone serve webdav` does while another request holds its lock."""
+
+    busy = 0
+
+    def pipe_file(self, path: str, value: bytes, **kwargs: Any) -> None:
+        from webdav4.client import ResourceLocked
+
+        if self.busy > 0:
+            self.busy -= 1
+            raise ResourceLocked("the resource is locked")
+        super().pipe_file(path, value, **kwargs)
+
+
+async def test_webdav_retries_an_upload_the_server_answered_locked() -> None:
+    fs = BusyMemory(global_store=False, skip_instance_cache=True)
+    storage = WebdavStorage(lambda: fs, "/w", label="webdav")
+    storage.retry_pause = 0.001
+    await storage.check()
+    fs.busy = 3
+    await put(storage, "f", b"data")
+    assert fs.cat_file("/w/f") == b"data" and fs.busy == 0
+    fs.busy = 100  # locked for good: the error comes through, after the retries
+    with pytest.raises(OSError):
+        await put(storage, "g", b"data")
+    assert 80 < fs.busy < 100
+
+
+async def test_other_filesystems_do_not_retry() -> None:
+    fs = BusyMemory(global_store=False, skip_instance_cache=True)
+    storage = FsspecStorage(lambda: fs, "/w", label="plain")
+    await storage.check()
+    fs.busy = 1
+    with pytest.raises(OSError):
+        await put(storage, "f", b"data")
+    assert fs.busy == 0
 
 
 async def test_read_only_protocols_refuse_changes_before_any_request() -> None:
