@@ -27,6 +27,7 @@ import shutil
 import stat
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TypeVar
 
 import anyio.to_thread
@@ -36,6 +37,7 @@ T = TypeVar("T")
 
 _PREAD_PIECE = 16 * 1024 * 1024
 _SPARSE_PROBE = 4 * 1024 * 1024
+_PRUNE_RACES = 3  # tries of a create whose directory a concurrent prune may take
 
 
 async def _io(func: Callable[[], T]) -> T:
@@ -121,9 +123,8 @@ class DiskCacheStore:
         local = self._data_path(path)
 
         def open_file() -> int:
-            os.makedirs(os.path.dirname(local), mode=0o700, exist_ok=True)
             flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-            fd = os.open(local, flags, 0o600)
+            fd = _in_directory(local, lambda: os.open(local, flags, 0o600))
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 os.close(fd)
                 raise IsADirectoryError(errno.EISDIR, "cache data is not a file", local)
@@ -138,7 +139,6 @@ class DiskCacheStore:
 
         def save() -> None:
             os.makedirs(temp_dir, mode=0o700, exist_ok=True)
-            os.makedirs(os.path.dirname(final), mode=0o700, exist_ok=True)
             temp = os.path.join(temp_dir, secrets.token_hex(8))
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             try:
@@ -148,7 +148,7 @@ class DiskCacheStore:
                         os.fsync(fd)
                 finally:
                     os.close(fd)
-                os.replace(temp, final)
+                _in_directory(final, lambda: os.replace(temp, final))
             except BaseException:
                 # A full disk fails the write: no half record is left to take space.
                 with contextlib.suppress(OSError):
@@ -214,8 +214,7 @@ class DiskCacheStore:
             ):
                 if not os.path.lexists(source):
                     continue
-                os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
-                os.replace(source, target)
+                _in_directory(target, partial(os.replace, source, target))
                 _prune_empty(os.path.dirname(source), stop)
                 kept = True
             return place if kept else None
@@ -233,10 +232,9 @@ class DiskCacheStore:
                 if not os.path.lexists(old):
                     _remove_any(new)
                     continue
-                os.makedirs(os.path.dirname(new), mode=0o700, exist_ok=True)
                 if os.path.isdir(new) and not os.path.islink(new):
                     shutil.rmtree(new)  # the volume's target directory was empty
-                os.replace(old, new)
+                _in_directory(new, partial(os.replace, old, new))
                 _prune_empty(os.path.dirname(old), stop)
 
         await _io(rename)
@@ -281,6 +279,22 @@ def _remove_any(path: str) -> None:
             os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def _in_directory(target: str, create: Callable[[], T]) -> T:
+    """`create()`, which makes `target` (an open or a rename onto it), after making
+    its directory. Another file's removal prunes directories it left empty, in a
+    thread of its own: when that took this directory between the two steps, both
+    steps run again."""
+    directory = os.path.dirname(target)
+    for attempt in range(_PRUNE_RACES, 0, -1):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        try:
+            return create()
+        except FileNotFoundError:
+            if attempt == 1 or os.path.isdir(directory):
+                raise  # not the race: the source is missing
+    raise AssertionError("unreachable")
 
 
 def _prune_empty(directory: str, stop: str) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
+import anyio
 import pytest
 from loguru import logger
 
@@ -119,3 +121,16 @@ async def test_a_cache_without_sparse_files_is_logged_as_an_error(
     assert any(
         line.startswith("ERROR") and "does not support sparse files" in line for line in logs
     )
+
+
+async def test_a_record_saved_while_a_neighbour_is_removed_lands(tmp_path: Path) -> None:
+    """Removing a file's record prunes the directories it leaves empty, in a thread;
+    a record being saved into the same directory meanwhile still lands."""
+    store = DiskCacheStore(cache_root(str(tmp_path), "vol"))
+    for _ in range(300):
+        await store.save_record("d/neighbour", b"{}", durable=False)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store.remove, "d/neighbour")
+            tg.start_soon(partial(store.save_record, "d/saved", b"{}", durable=True))
+        assert [path for path, _ in await store.load_records()] == ["d/saved"]
+        await store.remove("d/saved")
