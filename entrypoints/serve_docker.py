@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import socket
-import stat
 import time
 from dataclasses import dataclass, field
 
@@ -25,6 +24,7 @@ from loguru import logger
 
 from adapters.mounting.live_workers import volumes_with_live_workers
 from adapters.systemd.notify import SystemdNotifier
+from adapters.unix_socket import SocketPathTaken, bind_unix_socket
 from application.volume_service import VolumeService
 from entrypoints.daemon_container import DaemonContainer
 from entrypoints.operate_daemon import serve_operations, uploads_left
@@ -98,46 +98,12 @@ def make_container(settings: ServeSettings) -> DaemonContainer:
     return container
 
 
-def bind_unix_socket(path: str, gid: int) -> socket.socket:
-    """Bind (not listen) a unix socket at `path`, mode 0660, group `gid`.
-
-    A socket file nobody answers on is stale and replaced; a live one means another
-    daemon is serving, and anything that is not a socket is left alone.
-    """
-    os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+def bind_plugin_socket(path: str, gid: int) -> socket.socket:
+    """The plugin socket at `path`, bound (not listening), mode 0660, group `gid`."""
     try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        pass
-    else:
-        if not stat.S_ISSOCK(mode):
-            raise StartupError(f"{path} exists and is not a socket")
-        if _answers(path):
-            raise StartupError(f"another daemon is already listening on {path}")
-        os.unlink(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.bind(path)
-        os.chmod(path, SOCKET_MODE)
-        os.chown(path, -1, gid)
-    except BaseException:
-        sock.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        raise
-    return sock
-
-
-def _answers(path: str) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(path)
-    except OSError:
-        return False
-    else:
-        return True
-    finally:
-        probe.close()
+        return bind_unix_socket(path, mode=SOCKET_MODE, gid=gid)
+    except SocketPathTaken as exc:
+        raise StartupError(str(exc)) from None
 
 
 def parse_tcp_addr(addr: str) -> tuple[str, int]:
@@ -177,7 +143,7 @@ def open_listener(settings: ServeSettings) -> Listener:
         return Listener(activated, "the socket passed by systemd")
     addr = settings.socket_addr or settings.default_socket_path
     if addr.startswith("/"):
-        sock = bind_unix_socket(addr, settings.socket_gid)
+        sock = bind_plugin_socket(addr, settings.socket_gid)
         return Listener(sock, f"unix:{addr}", remove_at_exit=[addr])
     host, port = parse_tcp_addr(addr)
     if not is_loopback(host):

@@ -8,13 +8,14 @@ import contextlib
 import logging
 import os
 import socket
-import stat
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
 from hypercorn.asyncio import serve
 from hypercorn.config import Config as HypercornConfig
 from loguru import logger
+
+from adapters.unix_socket import SocketPathTaken, bind_unix_socket
 
 ADMIN_SOCKET_NAME = "admin.sock"
 ADMIN_SOCKET_MODE = 0o600
@@ -29,42 +30,17 @@ def default_admin_socket(cache_dir: str) -> str:
 
 
 def open_admin_socket(path: str) -> socket.socket:
-    """Bound and listening, mode 0600 from the start (bound under a umask of 077)."""
-    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+    """Bound and listening, mode 0600 from the start."""
     try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        pass
-    else:
-        if not stat.S_ISSOCK(mode):
-            raise AdminSocketError(f"--admin-socket {path} exists and is not a socket")
-        if _answers(path):
-            raise AdminSocketError(f"another daemon already serves its admin API on {path}")
-        os.unlink(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o077)  # no moment where another user could connect
+        sock = bind_unix_socket(path, mode=ADMIN_SOCKET_MODE, directory_mode=0o700)
+    except SocketPathTaken as exc:
+        raise AdminSocketError(f"--admin-socket: {exc}") from None
     try:
-        sock.bind(path)
-        os.chmod(path, ADMIN_SOCKET_MODE)
         sock.listen()
     except BaseException:
         sock.close()
         raise
-    finally:
-        os.umask(old_umask)
     return sock
-
-
-def _answers(path: str) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(path)
-    except OSError:
-        return False
-    else:
-        return True
-    finally:
-        probe.close()
 
 
 async def serve_admin(

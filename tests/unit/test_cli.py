@@ -15,7 +15,7 @@ from entrypoints.cli import build_parser, main, settings_from_args
 from entrypoints.serve_docker import (
     ServeSettings,
     StartupError,
-    bind_unix_socket,
+    bind_plugin_socket,
     is_loopback,
     make_container,
     parse_tcp_addr,
@@ -109,7 +109,7 @@ def test_unix_socket_mode_group_and_stale_file(tmp_path: Path) -> None:
     stale.bind(path)
     stale.close()  # a socket file nobody listens on
 
-    sock = bind_unix_socket(path, os.getgid())
+    sock = bind_plugin_socket(path, os.getgid())
     try:
         st = os.stat(path)
         assert stat.S_ISSOCK(st.st_mode)
@@ -118,7 +118,7 @@ def test_unix_socket_mode_group_and_stale_file(tmp_path: Path) -> None:
         sock.listen()
         # A second daemon must not steal a live socket.
         with pytest.raises(StartupError, match="already listening"):
-            bind_unix_socket(path, os.getgid())
+            bind_plugin_socket(path, os.getgid())
     finally:
         sock.close()
 
@@ -127,7 +127,7 @@ def test_unix_socket_path_that_is_not_a_socket_is_left_alone(tmp_path: Path) -> 
     path = tmp_path / "cloudvol.sock"
     path.write_text("precious")
     with pytest.raises(StartupError, match="not a socket"):
-        bind_unix_socket(str(path), os.getgid())
+        bind_plugin_socket(str(path), os.getgid())
     assert path.read_text() == "precious"
 
 
