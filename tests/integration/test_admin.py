@@ -12,16 +12,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.integration.fixtures.cloudvol_daemon import CloudvolDaemon
+from tests.integration.fixtures.polling import wait_for
 from tests.integration.fixtures.processes import free_loopback_port
 from tests.integration.fixtures.sshd import SshdServer, running_sshd, sshd
 from tests.integration.fixtures.throttled_sftp import subsystem
@@ -29,18 +29,6 @@ from tests.integration.fixtures.throttled_sftp import subsystem
 __all__ = ["sshd"]  # fixture used by name
 
 REPO = Path(__file__).parents[2]
-T = TypeVar("T")
-
-
-def wait_for(probe: Callable[[], T | None], what: str, within: float = 30.0) -> T:
-    """Poll `probe` until it returns something other than None (or False)."""
-    deadline = time.monotonic() + within
-    while True:
-        value = probe()
-        if value is not None and value is not False:
-            return value
-        assert time.monotonic() < deadline, f"not within {within:g} s: {what}"
-        time.sleep(0.1)
 
 
 def plugin(daemon: CloudvolDaemon, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:

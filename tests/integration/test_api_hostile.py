@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
 from adapters.http.app import MAX_BODY_BYTES, MAX_OPTION_VALUE_BYTES, create_app
 from adapters.http.constants import PLUGIN_CONTENT_TYPE
 from tests.integration.fixtures.cloudvol_daemon import CloudvolDaemon, running_daemon
-from tests.integration.fixtures.swarm import wait_until
+from tests.integration.fixtures.polling import wait_until
 
 # The schema is the app's own: the routes are not served, so the app needs no service.
 schema = schemathesis.openapi.from_dict(create_app(lambda: None).openapi())

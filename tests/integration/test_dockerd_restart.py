@@ -12,8 +12,8 @@ import pytest
 from tests.integration.fixtures.cloudvol_daemon import CloudvolDaemon, running_daemon
 from tests.integration.fixtures.docker_env import unique
 from tests.integration.fixtures.dockerd import Dockerd, _DockerdProcess, restartable_dockerd
+from tests.integration.fixtures.polling import wait_until
 from tests.integration.fixtures.sshd import SshdServer, sshd
-from tests.integration.fixtures.swarm import wait_until
 
 __all__ = ["sshd"]  # fixtures used by name
 

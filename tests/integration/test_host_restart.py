@@ -15,9 +15,9 @@ import httpx
 from tests.integration.fixtures.cloudvol_daemon import CloudvolDaemon, cloudvol_daemon
 from tests.integration.fixtures.docker_env import create, docker_env, unique
 from tests.integration.fixtures.dockerd import Dockerd, dockerd
+from tests.integration.fixtures.polling import wait_until
 from tests.integration.fixtures.processes import process_gone
 from tests.integration.fixtures.sshd import SshdServer, sshd
-from tests.integration.fixtures.swarm import wait_until
 from tests.integration.test_worker_crash import stat_errno
 
 __all__ = ["cloudvol_daemon", "docker_env", "dockerd", "sshd"]  # fixtures used by name

@@ -21,8 +21,8 @@ from tests.integration.fixtures.cloudvol_daemon import (
 )
 from tests.integration.fixtures.docker_env import docker_env, unique
 from tests.integration.fixtures.dockerd import Dockerd, dockerd
+from tests.integration.fixtures.polling import wait_until
 from tests.integration.fixtures.sshd import SshdServer, sshd
-from tests.integration.fixtures.swarm import wait_until
 
 __all__ = ["cloudvol_daemon", "docker_env", "dockerd", "sshd"]  # fixtures used by name
 

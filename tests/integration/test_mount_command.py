@@ -9,30 +9,18 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
 from tests.integration.fixtures.cloudvol_daemon import fuse_mounts_under, running_daemon
+from tests.integration.fixtures.polling import wait_for
 from tests.integration.fixtures.processes import stop_process_group
 from tests.integration.fixtures.sshd import SshdServer, running_sshd
 from tests.integration.fixtures.throttled_sftp import subsystem
 
 REPO = Path(__file__).parents[2]
-T = TypeVar("T")
-
-
-def wait_for(probe: Callable[[], T | None], what: str, within: float = 30.0) -> T:
-    deadline = time.monotonic() + within
-    while True:
-        value = probe()
-        if value is not None and value is not False:
-            return value
-        assert time.monotonic() < deadline, f"not within {within:g} s: {what}"
-        time.sleep(0.05)
 
 
 def is_mounted(path: Path) -> bool:

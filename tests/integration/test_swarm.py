@@ -9,8 +9,9 @@ from pathlib import Path
 from tests.integration.fixtures.cloudvol_daemon import CloudvolDaemon, cloudvol_daemon
 from tests.integration.fixtures.docker_env import unique
 from tests.integration.fixtures.dockerd import Dockerd
+from tests.integration.fixtures.polling import wait_until
 from tests.integration.fixtures.sshd import SshdServer, sshd
-from tests.integration.fixtures.swarm import service_tasks, swarm, swarm_dockerd, wait_until
+from tests.integration.fixtures.swarm import service_tasks, swarm, swarm_dockerd
 
 __all__ = ["cloudvol_daemon", "sshd", "swarm", "swarm_dockerd"]  # fixtures used by name
 
