@@ -5,17 +5,16 @@ served by the same cloudvol daemon."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.integration.fixtures.cloudvol_daemon import CloudvolDaemon, running_daemon
+from tests.integration.fixtures.cloudvol_daemon import CloudvolDaemon, cloudvol_daemon
 from tests.integration.fixtures.docker_env import unique
 from tests.integration.fixtures.dockerd import Dockerd, _DockerdProcess, restartable_dockerd
 from tests.integration.fixtures.polling import wait_until
 from tests.integration.fixtures.sshd import SshdServer, sshd
 
-__all__ = ["sshd"]  # fixtures used by name
+__all__ = ["cloudvol_daemon", "sshd"]  # fixtures used by name
 
 
 @pytest.fixture
@@ -24,15 +23,6 @@ def own_dockerd(
 ) -> Iterator[tuple[Dockerd, _DockerdProcess]]:
     with restartable_dockerd(tmp_path_factory.mktemp("rd")) as docker:
         yield docker
-
-
-@pytest.fixture
-def cloudvol_daemon(tmp_path: Path) -> Iterator[CloudvolDaemon]:
-    """A driver name no other dockerd of this test session knows: the session's shared
-    dockerds list (and their teardowns remove) every volume of each driver they have
-    met, and the test's volume must stay this dockerd's alone across its restart."""
-    with running_daemon(tmp_path, unique("cloudvolrestart")) as daemon:
-        yield daemon
 
 
 def test_restart_always_containers_get_their_volumes_back(
