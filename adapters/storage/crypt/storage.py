@@ -18,10 +18,9 @@ import errno
 from dataclasses import dataclass
 
 from loguru import logger
-from nacl.secret import SecretBox
 
 from adapters.storage.crypt.cipher import NameCipher, NameError_, decrypted_size
-from adapters.storage.crypt.content import CryptReader, CryptWriter
+from adapters.storage.crypt.content import ChunkBox, CryptReader, CryptWriter
 from adapters.storage.relpath import components
 from application.ports import RemoteReader, RemoteStorage, RemoteWriter
 from domain.errors import RemoteUnavailable
@@ -50,7 +49,7 @@ class CryptStorage:
     ) -> None:
         self._inner = inner
         self._names = names
-        self._box = SecretBox(data_key)
+        self._box = ChunkBox(data_key)
         self._root = components(root)
         self._encrypt_data = encrypt_data
         self.label = label
