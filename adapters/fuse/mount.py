@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 from collections.abc import Callable
 
@@ -26,6 +27,25 @@ from domain.volume import MountOptions
 
 _READY_TIMEOUT = 30.0
 _KERNEL_READ_AHEAD = 128 * 1024  # the kernel's own default for a FUSE mount
+
+
+class _StaleRepliesAtDebug(logging.Filter):
+    """pyfuse3 logs at ERROR a reply the kernel no longer waits for (ENOENT: the
+    request was interrupted, or the release came after a lazy unmount). Nothing
+    is lost then, so it is shown at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and "fuse_reply_* failed with" in record.msg:
+            args = record.args if isinstance(record.args, tuple) else ()
+            if args and "No such file or directory" in str(args[-1]):
+                record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+def _quiet_stale_replies() -> None:
+    pyfuse3_log = logging.getLogger("pyfuse3")
+    if not any(isinstance(f, _StaleRepliesAtDebug) for f in pyfuse3_log.filters):
+        pyfuse3_log.addFilter(_StaleRepliesAtDebug())
 
 
 def _unescape(field: str) -> str:
@@ -118,6 +138,7 @@ async def run_fuse(
     the kernel mount is live and answering. Handles still open at the end are
     released (uploads committed) with `vfs.aclose()`."""
     pyfuse3.asyncio.enable()
+    _quiet_stale_replies()
     opts = fuse_options(fsname, options, vfs.options.read_only)
     initialised = asyncio.Event()
     ops = FuseOperations(
