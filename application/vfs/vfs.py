@@ -22,11 +22,13 @@ from collections.abc import Callable
 
 from loguru import logger
 
-from application.ports import CacheStore, RemoteStorage, SupportsHardLinks
+from application.ports import CacheStore, RemoteStorage
+from application.vfs.attributes import AttributeChanges
 from application.vfs.cache import VfsCache
 from application.vfs.cache.null import FileCache, NullCache
 from application.vfs.errors import errno_boundary
 from application.vfs.handles import Handle
+from application.vfs.hard_links import HardLinks
 from application.vfs.metadata import MetadataKeeper
 from application.vfs.metadata_files import BytesHandle, MetadataFiles
 from application.vfs.nodes import ROOT_INODE, Node, NodeAttr
@@ -94,8 +96,12 @@ class Vfs:
         )
         self._symlinks = Symlinks(storage, options, self._tree)
         self._metadata_files = MetadataFiles(options, self._tree, self._metadata)
-        self._hard_links = storage if isinstance(storage, SupportsHardLinks) else None
-        self._said_no_hard_links = False
+        self._attributes = AttributeChanges(
+            storage, options, self.cache, self._opener, self._metadata
+        )
+        self._hard_links = HardLinks(
+            storage, self.cache, self._tree, self._metadata, self._settle_commit
+        )
         self._clock = clock
         self._handles: dict[int, Handle] = {}
         self._dir_handles: dict[int, list[tuple[str, Node]]] = {}
@@ -208,93 +214,18 @@ class Vfs:
             raise OSError(errno.EACCES, f"{node.path!r} is read-only")
         if size is not None or mtime is not None or mode_change or not changes.empty:
             self._need_writable("setattr")
+        attributes = self._attributes
         if size is not None:
             if fh is None:
                 await self._settle_commit(node)
-            await self._truncate(node, size, self._handles.get(fh) if fh is not None else None)
+            handle = self._handles.get(fh) if fh is not None else None
+            await attributes.truncate(node, size, handle)
         if mtime is not None and not self.options.no_modtime:
-            if node.is_link:
-                await self._storage.set_mtime(node.remote_path, mtime)
-                node.mtime = mtime
-            else:
-                await self._set_mtime(node, mtime)
+            await attributes.set_mtime(node, mtime)
         if not changes.empty:
-            await self._metadata.change(node, changes, remote_current=self._remote_current(node))
+            remote_current = attributes.remote_current(node)
+            await self._metadata.change(node, changes, remote_current=remote_current)
         return node.attr(self.options)
-
-    def _remote_current(self, node: Node) -> bool:
-        """The remote holds the node as the user sees it: no upload pending."""
-        if node.is_dir or node.is_link:
-            return True
-        return (
-            node.on_remote
-            and not node.pending_writers()
-            and not self.cache.holds_local_changes(node.path)
-        )
-
-    async def _truncate(self, node: Node, size: int, handle: Handle | None) -> None:
-        if node.is_dir:
-            raise OSError(errno.EISDIR, f"{node.path!r} is a directory")
-        if handle is not None and handle.node is node and await handle.ftruncate(size):
-            return
-        live = node.pending_writers()
-        if live:
-            for writer in live:
-                await writer.truncate(size)
-            return
-        mode = self.options.cache_mode
-        if mode is not CacheMode.OFF:
-            # Mode minimal caches only what needs it: an existing item, or a size
-            # the streaming path cannot give.
-            if self.cache.has(node.path) or mode is not CacheMode.MINIMAL or size != 0:
-                await self._truncate_cached(node, size)
-                return
-        if node.size == size:
-            return
-        if size != 0:
-            logger.error(
-                "{}: can't truncate to {} bytes with --vfs-cache-mode off (only to 0)",
-                node.path,
-                size,
-            )
-            raise OSError(errno.EPERM, "truncate to a non-zero size needs a cache mode")
-        upload = await self._storage.open_writer(node.path)
-        try:
-            await upload.commit()
-        except BaseException:
-            await upload.abort()
-            raise
-        node.size = 0
-        node.mtime = time.time()
-        node.on_remote = True
-
-    async def _truncate_cached(self, node: Node, size: int) -> None:
-        # Through the cache item, which every cached handle of the file shares;
-        # the change is uploaded like any other once the item is closed.
-        cache = self.cache
-        item = await self._opener.acquire(node, keep_data=size > 0)
-        try:
-            await cache.truncate(item, size)
-        finally:
-            await cache.release(item)
-
-    async def _set_mtime(self, node: Node, mtime: float) -> None:
-        if not node.is_dir and self.cache.has(node.path):
-            if await self.cache.set_mtime(node.path, mtime):
-                node.mtime = mtime  # the upload carries it to the remote
-                return
-        pending = node.pending_writers()
-        if pending:
-            for writer in pending:
-                writer.pending_mtime = mtime  # applied once the upload is committed
-        elif not node.is_dir and node.on_remote:
-            await self._storage.set_mtime(node.path, mtime)
-        elif node.is_dir and self._metadata.enabled:
-            # --metadata keeps a directory's time where the remote can (rsync -a
-            # compares them); without it, in memory only, as in rclone.
-            await self._metadata.change(node, FileMetadata(mtime=mtime), remote_current=True)
-            self._metadata.pin_directory_time(node)
-        node.mtime = mtime
 
     @errno_boundary
     async def opendir(self, inode: int) -> int:
@@ -365,34 +296,11 @@ class Vfs:
 
     @errno_boundary
     async def link(self, inode: int, new_parent_inode: int, new_name: str) -> NodeAttr:
-        """A hard link: made on the server where it can (SFTP with
-        hardlink@openssh.com), else EPERM, as a file system without hard links
-        answers. Both names then show the same inode while the mount lasts."""
+        """A hard link (see `hard_links`)."""
         self._need_writable("link")
         node = self._tree.node(inode)
         parent = self._tree.directory(new_parent_inode)
-        check_name_length(new_name, link_file_name(new_name) if node.is_link else None)
-        if node.is_dir:
-            raise OSError(errno.EPERM, f"{node.path!r} is a directory")
-        if self._tree.find(await self._tree.listing(parent), new_name) is not None:
-            raise OSError(errno.EEXIST, f"{join(parent.path, new_name)!r} exists")
-        if self._hard_links is None or not await self._hard_links.hard_links_supported():
-            if not self._said_no_hard_links:
-                self._said_no_hard_links = True
-                logger.info("link: this remote cannot make hard links (EPERM)")
-            raise OSError(errno.EPERM, "hard links are not supported by this remote")
-        await self._upload_now(node)
-        new_path = join(parent.path, new_name)
-        await self._hard_links.hard_link(
-            node.remote_path, link_file_name(new_path) if node.is_link else new_path
-        )
-        alias = self._tree.new_node(parent, new_name, False, node.size, node.mtime)
-        alias.is_link, alias.link_target = node.is_link, node.link_target
-        alias.meta = node.meta
-        # The kernel expects the inode it linked: the new name answers to it too.
-        node.add_name(alias)
-        self._tree.attach(parent, alias)
-        self._metadata.touched(parent)
+        alias = await self._hard_links.link(node, parent, new_name)
         return alias.attr(self.options)
 
     def _directories_changed(self, moved: Node, new_parent: Node) -> None:
@@ -410,17 +318,6 @@ class Vfs:
         survivor = node.drop_name()
         if survivor is not None:
             self._tree.rebind(survivor)
-
-    async def _upload_now(self, node: Node) -> None:
-        """Put the file's pending changes on the remote first: a hard link is
-        made there, to what the remote holds."""
-        await self._settle_commit(node)
-        if node.pending_writers() or (not node.on_remote and self.cache.item(node.path) is None):
-            raise OSError(errno.EBUSY, f"{node.path!r} is being written")
-        if self.cache.holds_local_changes(node.path) or not node.on_remote:
-            await self.cache.upload_now(node.path)
-        if not node.on_remote:
-            raise OSError(errno.EIO, f"{node.path!r} could not be uploaded")
 
     @errno_boundary
     async def rmdir(self, parent_inode: int, name: str) -> None:
