@@ -15,6 +15,7 @@ from domain.errors import OptionError, RemoteUnavailable
 from domain.remote_entry import RemoteEntry
 from domain.volume import CacheMode, VfsOptions
 from tests.fakes.storage import MemoryStorage, MemoryTree
+from tests.unit.application.errnos import errno_of
 
 pytestmark = pytest.mark.anyio
 
@@ -52,14 +53,6 @@ def make(
     storage = CountingStorage(tree)
     clock = Clock()
     return Vfs(storage, options, clock), storage, clock
-
-
-async def errno_of(coro: object) -> int:
-    try:
-        await coro  # type: ignore[misc]
-    except OSError as exc:
-        return exc.errno or -1
-    raise AssertionError("no error raised")
 
 
 async def write_file(vfs: Vfs, name: str, data: bytes, parent: int = ROOT_INODE) -> None:

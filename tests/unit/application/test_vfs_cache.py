@@ -21,6 +21,7 @@ from application.vfs.cache import MAX_FETCH
 from domain.cache_record import CacheRecord
 from domain.volume import CacheMode, VfsOptions
 from tests.fakes.storage import MemoryStorage, MemoryTree
+from tests.unit.application.errnos import errno_of
 
 pytestmark = pytest.mark.anyio
 
@@ -68,14 +69,6 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     yield e
     for vfs in e.vfss:
         await vfs.stop()
-
-
-async def errno_of(coro: object) -> int:
-    try:
-        await coro  # type: ignore[misc]
-    except OSError as exc:
-        return exc.errno or -1
-    raise AssertionError("no error raised")
 
 
 async def inode(vfs: Vfs, path: str) -> int:

@@ -26,6 +26,7 @@ from domain.ranges import RangeSet
 from domain.remote_entry import RemoteEntry
 from domain.volume import FilterOptions, VfsOptions
 from tests.fakes.storage import MemoryStorage, MemoryTree
+from tests.unit.application.errnos import errno_of
 
 pytestmark = pytest.mark.anyio
 
@@ -59,14 +60,6 @@ async def names(vfs: Vfs, inode: int = ROOT_INODE) -> list[str]:
         return sorted(name for name, _ in await vfs.readdir(fh, 0))
     finally:
         await vfs.releasedir(fh)
-
-
-async def errno_of(coro: object) -> int:
-    try:
-        await coro  # type: ignore[misc]
-    except OSError as exc:
-        return exc.errno or -1
-    raise AssertionError("no error raised")
 
 
 async def test_excluded_files_and_directories_are_hidden_from_listing_and_lookup() -> None:

@@ -19,6 +19,7 @@ from domain.metadata import FileMetadata
 from domain.remote_entry import RemoteEntry
 from domain.volume import CacheMode, VfsOptions
 from tests.fakes.storage import MemoryStorage, MemoryTree
+from tests.unit.application.errnos import errno_of
 
 pytestmark = pytest.mark.anyio
 
@@ -53,14 +54,6 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     yield e
     for vfs in e.vfss:
         await vfs.stop()
-
-
-async def errno_of(coro: object) -> int:
-    try:
-        await coro  # type: ignore[misc]
-    except OSError as exc:
-        return exc.errno or -1
-    raise AssertionError("no error raised")
 
 
 async def write_new(vfs: Vfs, name: str, data: bytes, *, mode: int = 0o644) -> int:
