@@ -29,6 +29,8 @@ from tests.integration.fixtures.throttled_sftp import subsystem
 __all__ = ["sshd"]  # fixture used by name
 
 REPO = Path(__file__).parents[2]
+# One SFTP write request of 32 KiB in flight at a time, so upload progress moves evenly.
+ONE_AT_A_TIME = {"sftp-concurrency": "1", "sftp-chunk-size": "32k"}
 
 
 def plugin(daemon: CloudvolDaemon, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -153,9 +155,8 @@ def test_an_upload_held_back_shows_partial_progress_then_completes(tmp_path: Pat
         remote = server.data_dir / "vol"
         # One 32 KiB write request in flight: what the uploader has handed over is
         # about what sftp-server has received.
-        one_at_a_time = {"sftp-concurrency": "1", "sftp-chunk-size": "32k"}
         mountpoint = sftp_volume(
-            daemon, server, "slow", remote, **{"vfs-write-back": "1s", **one_at_a_time}
+            daemon, server, "slow", remote, **ONE_AT_A_TIME, **{"vfs-write-back": "1s"}
         )
         data = os.urandom(size)
         # Written out of order: sent whole at write-back, not streamed while written.
@@ -296,9 +297,8 @@ def test_while_the_daemon_stops_the_log_tells_what_is_left_to_upload(tmp_path: P
         daemon_with(tmp_path) as daemon,
     ):
         remote = server.data_dir / "vol"
-        one_at_a_time = {"sftp-concurrency": "1", "sftp-chunk-size": "32k"}
         mountpoint = sftp_volume(
-            daemon, server, "stopping", remote, **{"vfs-write-back": "1h", **one_at_a_time}
+            daemon, server, "stopping", remote, **ONE_AT_A_TIME, **{"vfs-write-back": "1h"}
         )
         data = os.urandom(size)
         (mountpoint / "pending").write_bytes(data)
