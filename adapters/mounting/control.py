@@ -28,6 +28,11 @@ from domain.errors import MountFailed
 _RETIRE_WAIT = 2.0  # for a retired worker with nothing to upload to let go
 
 
+def time_left(deadline: float) -> float:
+    """Seconds from now to `deadline` (in anyio's clock), never negative."""
+    return max(deadline - anyio.current_time(), 0.0)
+
+
 class WorkerControl:
     def __init__(
         self, cache_dir: str, *, control_timeout: float, drain_wait: float, stop_wait: float
@@ -101,16 +106,18 @@ class WorkerControl:
                 os.kill(target, signal.SIGTERM)
                 logger.info("sent SIGTERM to mount worker {} of {}", target, name)
 
-    async def wait_for_previous_worker(self, name: str) -> None:
+    async def wait_for_previous_worker(self, name: str, deadline: float) -> None:
         """A worker still draining (uploading after an unmount, or a drain job)
         holds the volume's lock, and two workers must never share one cache.
         Wait `drain_wait` seconds for it; then stop it (SIGTERM: its uploads stay
         recorded on disk and the new worker resumes them at once) and wait for
-        its lock, so the Mount still answers within Docker's timeout."""
+        its lock, so the Mount still answers within Docker's timeout: neither wait
+        goes past the Mount's `deadline`, and the stop keeps `stop_wait` of it."""
         pid = self.holder(name)
         if pid is None:
             return
         status = await self.probe(name)
+        drain_wait = min(self.drain_wait, time_left(deadline) - self.stop_wait)
         pending = status.extra.get("pending_uploads") if status is not None else None
         logger.info(
             "waiting up to {:g} s for the previous worker {} of volume {} to finish{}",
@@ -119,7 +126,7 @@ class WorkerControl:
             name,
             f" ({pending} upload(s) pending)" if pending else "",
         )
-        if await self.lock_released(name, self.drain_wait):
+        if await self.lock_released(name, max(drain_wait, 0.0)):
             return
         holder = self.holder(name)
         if holder:
@@ -128,16 +135,15 @@ class WorkerControl:
                 "it; the new worker resumes its uploads",
                 holder,
                 name,
-                self.drain_wait,
+                max(drain_wait, 0.0),
             )
             with contextlib.suppress(ProcessLookupError):
                 os.kill(holder, signal.SIGTERM)
-        if await self.lock_released(name, self.stop_wait):
+        if await self.lock_released(name, min(self.stop_wait, time_left(deadline))):
             return
         raise MountFailed(
             f"the previous mount worker (pid {pid}) of volume {name} is still running "
-            f"{self.drain_wait + self.stop_wait:g} s later and does not stop (hung?); "
-            "try again later"
+            "and does not stop (hung?); try again later"
         )
 
     async def lock_released(self, name: str, within: float) -> bool:

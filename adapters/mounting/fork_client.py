@@ -133,27 +133,41 @@ class ForkServer:
             if not self._closed:
                 self._ensure_running()
 
-    def spawn(self, job: bytes, preload: tuple[str, ...], status_fd: int) -> ForkedWorker:
+    def spawn(
+        self, job: bytes, preload: tuple[str, ...], status_fd: int, within: float
+    ) -> ForkedWorker:
         """A new worker running `job`, reporting its readiness on `status_fd` (the
-        caller keeps its own copy). Blocking: call it from a thread."""
-        with self._lock:
+        caller keeps its own copy). Blocking: call it from a thread. A server that
+        has not answered `within` seconds (counted from the call, including the
+        wait for another request) is stopped, and ForkServerError raised."""
+        deadline = time.monotonic() + within
+        if not self._lock.acquire(timeout=max(within, 0.0)):
+            raise ForkServerError(f"the fork server was busy for {within:g} s")
+        try:
             if self._closed:
                 raise ForkServerError("the daemon is stopping: no new mount workers")
             exit_r, exit_w = os.pipe2(os.O_CLOEXEC)
             try:
                 try:
-                    reply, pidfd = self._request(job, preload, status_fd, exit_w)
+                    reply, pidfd = self._request(job, preload, status_fd, exit_w, deadline)
+                except TimeoutError:
+                    self._stop_process(kill=True)  # hung, or answering late: unknown
+                    raise ForkServerError(
+                        f"the fork server did not answer within {within:g} s"
+                    ) from None
                 except (OSError, ValueError) as e:
                     # It died since the last request (or during this one): once more,
                     # with a new server.
                     logger.warning("the mount workers' fork server failed ({}): restarting it", e)
                     self._stop_process()
-                    reply, pidfd = self._request(job, preload, status_fd, exit_w)
+                    reply, pidfd = self._request(job, preload, status_fd, exit_w, deadline)
             except BaseException:
                 os.close(exit_r)
                 raise
             finally:
                 os.close(exit_w)
+        finally:
+            self._lock.release()
         pid = reply.get("pid")
         if not isinstance(pid, int) or pidfd is None:
             os.close(exit_r)
@@ -171,10 +185,13 @@ class ForkServer:
     # --- with the lock held ----------------------------------------------------
 
     def _request(
-        self, job: bytes, preload: tuple[str, ...], status_fd: int, exit_fd: int
+        self, job: bytes, preload: tuple[str, ...], status_fd: int, exit_fd: int, deadline: float
     ) -> tuple[dict[str, object], int | None]:
         sock = self._ensure_running()
         fds = status_fd.to_bytes(4, "little") + exit_fd.to_bytes(4, "little")
+        # A server still importing (just started on a loaded host) answers late,
+        # a hung one never: the Mount waiting on it must not hang with it.
+        sock.settimeout(max(deadline - time.monotonic(), 0.001))
         sock.sendmsg([encode_request(job, preload)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
         data, ancdata, _flags, _addr = sock.recvmsg(MAX_REQUEST, socket.CMSG_SPACE(4))
         pidfd = None
@@ -226,13 +243,15 @@ class ForkServer:
         ).start()
         return ours
 
-    def _stop_process(self) -> None:
+    def _stop_process(self, *, kill: bool = False) -> None:
         process, sock = self._process, self._sock
         self._process = self._sock = None
         if sock is not None:
             sock.close()  # EOF: the server exits
         if process is not None:
             try:
+                if kill:
+                    process.kill()
                 process.wait(_SERVER_STOP_WAIT)
             except subprocess.TimeoutExpired:
                 process.kill()

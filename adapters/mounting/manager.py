@@ -10,13 +10,15 @@ socket and the volume's lock), `registry` (the workers known to this daemon),
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 
 import anyio
 from loguru import logger
 
 from adapters.cache import has_dirty_items
-from adapters.mounting.control import WorkerControl
+from adapters.mounting.control import WorkerControl, time_left
 from adapters.mounting.fork_client import ForkedWorker, ForkServer
 from adapters.mounting.mountpoint import (
     clear_orphan_mount,
@@ -28,8 +30,13 @@ from adapters.mounting.registry import KnownWorker, WorkerRegistry
 from adapters.mounting.spawning import launch
 from adapters.mounting.system import WorkerUnreachable, is_mounted
 from adapters.mounting.volume_cache import remove_volume_cache
+from domain.errors import MountFailed
 from domain.volume import Volume
 from domain.worker_lifecycle import JobMode
+
+# A worker that still holds the volume mounts again in milliseconds (its uploads go
+# on under the mount); one that has not managed in this time is left to exit.
+_MOUNT_AGAIN_WAIT = 20.0
 
 
 class WorkerMountManager:
@@ -97,7 +104,11 @@ class WorkerMountManager:
             await remove_volume_cache(self.cache_dir, volume.name)
 
     async def mount(self, volume: Volume) -> None:
-        async with self._lock(volume.name):
+        # One deadline for every step (waiting for the volume's lock, for a previous
+        # worker, asking a lingering one, starting a new one): their sum must stay
+        # under Docker's timeout, or Docker gives up without our error message.
+        deadline = anyio.current_time() + self.mount_timeout
+        async with self._lock_by(volume.name, deadline):
             self._registry.reap()
             known = self._registry.serving(volume.name)
             if known is not None and is_mounted(volume.mountpoint):
@@ -109,9 +120,9 @@ class WorkerMountManager:
                     logger.info("volume {} is already served by worker {}", volume.name, status.pid)
                     return
                 await self._stop(volume, status.pid, retire=True)
-            elif status is not None and await self._mount_again(volume, status):
+            elif status is not None and await self._mount_again(volume, status, deadline):
                 return
-            await self._spawn(volume)
+            await self._spawn(volume, deadline=deadline)
 
     async def unmount(self, volume: Volume) -> None:
         async with self._lock(volume.name):
@@ -119,13 +130,15 @@ class WorkerMountManager:
             worker = self._registry.unmounted(volume.name)
             await self._stop(volume, worker.pid if worker is not None else None)
 
-    async def _mount_again(self, volume: Volume, status: WorkerStatus) -> bool:
+    async def _mount_again(self, volume: Volume, status: WorkerStatus, deadline: float) -> bool:
         """Have the volume's unmounted worker (still uploading, lingering, or on
         standby) serve the mount again. False when it refuses (it runs another
-        job, or is exiting): a new worker then takes over."""
+        job, or is exiting) or does not manage it in time: a new worker then takes
+        over, with the rest of the Mount's time."""
+        within = min(_MOUNT_AGAIN_WAIT, time_left(deadline))
         try:
             job = json.loads(self._job(volume).to_json())
-            await self._control.ask(volume.name, "mount", self.mount_timeout, job=job)
+            await self._control.ask(volume.name, "mount", within, job=job)
         except (WorkerUnreachable, ProtocolError) as e:
             logger.info("worker {} of volume {} will not mount it: {}", status.pid, volume.name, e)
             await self._retire(volume.name)  # so it does not linger in the new one's way
@@ -213,11 +226,14 @@ class WorkerMountManager:
 
     # --- the steps ----------------------------------------------------------------
 
-    async def _spawn(self, volume: Volume, mode: JobMode = JobMode.MOUNT) -> None:
+    async def _spawn(
+        self, volume: Volume, mode: JobMode = JobMode.MOUNT, *, deadline: float | None = None
+    ) -> None:
         name = volume.name
-        deadline = anyio.current_time() + self.mount_timeout
+        if deadline is None:
+            deadline = anyio.current_time() + self.mount_timeout
         if mode is JobMode.MOUNT:
-            await self._control.wait_for_previous_worker(name)
+            await self._control.wait_for_previous_worker(name, deadline)
             await clear_orphan_mount(volume.mountpoint, self._control.paths(name).lock)
             await prepare_mountpoint(volume.mountpoint)
         log = self._control.paths(name).log
@@ -300,3 +316,20 @@ class WorkerMountManager:
     def _lock(self, name: str) -> anyio.Lock:
         # Per volume: a slow mount of one volume never blocks another.
         return self._locks.setdefault(name, anyio.Lock())
+
+    @contextlib.asynccontextmanager
+    async def _lock_by(self, name: str, deadline: float) -> AsyncIterator[None]:
+        """The volume's lock, if it comes by `deadline`; else MountFailed."""
+        lock, acquired = self._lock(name), False
+        with anyio.move_on_after(time_left(deadline)):
+            await lock.acquire()
+            acquired = True
+        if not acquired:
+            raise MountFailed(
+                f"another operation on volume {name} (a mount, an unmount, or uploads "
+                "being resumed) is still running; try again later"
+            )
+        try:
+            yield
+        finally:
+            lock.release()

@@ -13,6 +13,7 @@ import os
 import anyio
 from loguru import logger
 
+from adapters.mounting.control import time_left
 from adapters.mounting.fork_client import ForkedWorker, ForkServer
 from adapters.mounting.protocol import (
     Readiness,
@@ -25,6 +26,7 @@ from domain.errors import MountFailed
 from domain.worker_lifecycle import JobMode
 
 _TAIL_BYTES = 16 * 1024
+_FORK_ANSWER_FLOOR = 2.0
 
 
 async def launch(
@@ -45,7 +47,13 @@ async def launch(
     read_fd, write_fd = os.pipe()
     try:
         proc = await anyio.to_thread.run_sync(
-            forks.spawn, job.to_json().encode(), preload, write_fd
+            forks.spawn,
+            job.to_json().encode(),
+            preload,
+            write_fd,
+            # A fork takes milliseconds: the floor spares a Mount whose time is
+            # nearly gone a failure that would not say what was slow.
+            max(time_left(deadline), _FORK_ANSWER_FLOOR),
         )
     except OSError as e:
         os.close(read_fd)
@@ -79,7 +87,7 @@ async def _await_readiness(fd: int, deadline: float) -> Readiness | None:
     one, None at the deadline."""
     os.set_blocking(fd, False)
     data = b""
-    with anyio.move_on_after(max(deadline - anyio.current_time(), 0)):
+    with anyio.move_on_after(time_left(deadline)):
         while True:
             await anyio.wait_readable(fd)
             try:

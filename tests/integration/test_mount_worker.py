@@ -246,8 +246,14 @@ async def test_non_empty_mountpoint_is_refused(env: Env) -> None:
 
 
 async def test_mount_timeout_kills_the_worker_and_says_so(env: Env) -> None:
-    manager, volume = env.manager(mount_timeout=0.01), env.volume()
+    manager, volume = env.manager(linger=0), env.volume()
     await manager.prepare(volume)
+    # A first mount, so the fork server has done its imports (it answers in
+    # milliseconds) and only the worker's start can be too slow.
+    await manager.mount(volume)
+    await manager.unmount(volume)
+    assert _wait_until(lambda: env.holder() is None)
+    manager.mount_timeout = 0.01
     with pytest.raises(MountFailed, match=r"did not report ready within .* killed"):
         await manager.mount(volume)
     assert _wait_until(lambda: env.holder() is None)
@@ -603,3 +609,54 @@ async def test_standby_worker_started_at_create_serves_the_first_mount(env: Env)
     await manager.unmount(volume)
     await manager.shutdown()
     assert pid is not None and _wait_until(lambda: _gone(pid))
+
+
+# --- one deadline for the whole Mount ------------------------------------------
+
+
+async def test_a_hung_previous_worker_fails_the_mount_within_its_timeout(env: Env) -> None:
+    """Each step's own bound (control 1 s, drain 30 s, stop 15 s) sums past the Mount's
+    5 s; the Mount still answers by its deadline, with the cause."""
+    manager = env.manager(control_timeout=1.0, drain_wait=30.0, stop_wait=15.0, mount_timeout=5)
+    volume = env.volume()
+    await manager.prepare(volume)
+    await manager.mount(volume)
+    pid = manager.worker_pid("vol")
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # alive, holding its lock, answering nothing
+    try:
+        await manager.unmount(volume)
+        started = time.monotonic()
+        with pytest.raises(MountFailed, match=rf"previous mount worker \(pid {pid}\).*hung"):
+            await manager.mount(volume)
+        assert time.monotonic() - started < 5 + 1.5
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert _wait_until(lambda: _gone(pid))
+    await manager.mount(volume)  # its lock released, a new worker serves
+    await manager.unmount(volume)
+    await manager.shutdown()
+
+
+async def test_a_hung_fork_server_fails_the_mount_in_time_and_is_replaced(
+    env: Env, logs: list[str]
+) -> None:
+    manager, volume = env.manager(mount_timeout=3), env.volume()
+    manager.start()
+    server = manager.fork_server_pid()
+    assert server is not None
+    await manager.prepare(volume)
+    os.kill(server, signal.SIGSTOP)  # takes the request, never answers
+    try:
+        started = time.monotonic()
+        with pytest.raises(MountFailed, match="fork server did not answer within"):
+            await manager.mount(volume)
+        assert time.monotonic() - started < 3 + 1.5
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(server, signal.SIGCONT)
+    assert _wait_until(lambda: _gone(server))  # stopped: what it would answer late is unknown
+    await manager.mount(volume)
+    assert _ppid(manager.worker_pid("vol") or 0) == manager.fork_server_pid() != server
+    await manager.unmount(volume)
+    await manager.shutdown()
