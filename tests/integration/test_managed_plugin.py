@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.integration.fixtures.docker_env import unique
 from tests.integration.fixtures.managed_plugin import (
@@ -22,6 +25,23 @@ IN_PLUGIN_CONFIG = "/data/config"  # where the plugin sees ManagedPlugin.config_
 # What a test that changes the plugin's args sets them back to. Not "": Docker makes
 # `args=` one empty argument.
 DEFAULT_ARGS = "--vfs-cache-mode off"
+LOG_CHARS = 30_000  # of each log, printed for a failed test
+
+
+@pytest.fixture(autouse=True)
+def plugin_logs_shown_on_failure(managed_plugin: ManagedPlugin) -> Iterator[None]:
+    """Prints, after each test, what the plugin logged during it (Docker writes the
+    plugin's lines into its own log) and its workers' logs: pytest shows them only
+    for a test that failed."""
+    dockerd_log = Path(managed_plugin.docker.socket).parent / "dockerd.log"
+    start = dockerd_log.stat().st_size
+    yield
+    with open(dockerd_log, "rb") as f:
+        f.seek(start)
+        lines = f.read().decode(errors="replace").splitlines()
+    print("\n".join(line for line in lines if "plugin=" in line)[-LOG_CHARS:])
+    for log in sorted((managed_plugin.cache_dir / "workers").glob("*.log")):
+        print(f"--- {log.name}\n{log.read_text(errors='replace')[-LOG_CHARS:]}")
 
 
 def key_in_config_dir(plugin: ManagedPlugin, sshd: SshdServer) -> str:

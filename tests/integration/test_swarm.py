@@ -57,7 +57,10 @@ def test_service_task_replaced_reads_the_file(
     )
     wait_until(
         "the first task wrote its file",
-        lambda: (remote_dir / "first").exists(),
+        # Whole: the file exists (empty) on the server before its line is written.
+        lambda: (
+            (remote_dir / "first").exists() and (remote_dir / "first").read_text().endswith("\n")
+        ),
         lambda: service_tasks(docker),
     )
     first = (remote_dir / "first").read_text()
