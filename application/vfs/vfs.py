@@ -31,6 +31,7 @@ from application.vfs.handles import Handle
 from application.vfs.hard_links import HardLinks
 from application.vfs.metadata import MetadataKeeper
 from application.vfs.metadata_files import BytesHandle, MetadataFiles
+from application.vfs.name_changes import NameChanges
 from application.vfs.nodes import ROOT_INODE, Node, NodeAttr
 from application.vfs.opening import FileOpener
 from application.vfs.statfs import FsStats, fs_stats
@@ -40,7 +41,6 @@ from application.vfs.usage import RemoteUsage
 from domain.cache_record import CacheRecord
 from domain.errors import OptionError
 from domain.filters import Filter
-from domain.links import link_file_name
 from domain.metadata import FileMetadata
 from domain.paths import join
 from domain.posix_names import check_name_length
@@ -100,6 +100,9 @@ class Vfs:
             storage, options, self.cache, self._opener, self._metadata
         )
         self._hard_links = HardLinks(
+            storage, self.cache, self._tree, self._metadata, self._settle_commit
+        )
+        self._names = NameChanges(
             storage, self.cache, self._tree, self._metadata, self._settle_commit
         )
         self._clock = clock
@@ -303,59 +306,17 @@ class Vfs:
         alias = await self._hard_links.link(node, parent, new_name)
         return alias.attr(self.options)
 
-    def _directories_changed(self, moved: Node, new_parent: Node) -> None:
-        """A rename changed both directories' times on the server."""
-        self._metadata.touched(new_parent)
-        if moved.parent is not None:
-            self._metadata.touched(moved.parent)
-
-    def _name_gone(self, node: Node) -> None:
-        """`node` was unlinked or replaced: another hard link of it, if any,
-        now answers to its inode."""
-        node.unlinked = True
-        if node.parent is not None:
-            self._metadata.touched(node.parent)
-        survivor = node.drop_name()
-        if survivor is not None:
-            self._tree.rebind(survivor)
-
     @errno_boundary
     async def rmdir(self, parent_inode: int, name: str) -> None:
         self._need_writable("rmdir")
         check_name_length(name)
-        node = await self._tree.child(self._tree.directory(parent_inode), name)
-        if not node.is_dir:
-            raise OSError(errno.ENOTDIR, f"{node.path!r} is not a directory")
-        if node.children and any(not c.on_remote for c in node.children.values()):
-            raise OSError(errno.ENOTEMPTY, f"{node.path!r} holds files being written")
-        await self._storage.rmdir(node.path)
-        if node.parent is not None:
-            self._metadata.touched(node.parent)
-        self._tree.detach(node)
+        await self._names.rmdir(self._tree.directory(parent_inode), name)
 
     @errno_boundary
     async def unlink(self, parent_inode: int, name: str) -> None:
         self._need_writable("unlink")
         check_name_length(name)
-        node = await self._tree.child(self._tree.directory(parent_inode), name)
-        if node.is_dir:
-            raise OSError(errno.EISDIR, f"{node.path!r} is a directory")
-        if node.is_link:
-            await self._storage.remove(node.remote_path)
-            self._name_gone(node)
-            self._tree.detach(node)
-            return
-        await self._settle_commit(node)
-        await self.cache.remove(node.path)  # its upload stops first
-        if node.on_remote:
-            try:
-                await self._storage.remove(node.path)
-            except FileNotFoundError:
-                if node.writers == 0:
-                    raise
-        # An upload still running for it is aborted at its close, not committed.
-        self._name_gone(node)
-        self._tree.detach(node)
+        await self._names.unlink(self._tree.directory(parent_inode), name)
 
     @errno_boundary
     async def rename(
@@ -372,64 +333,13 @@ class Vfs:
         if exchange:
             raise OSError(errno.EINVAL, "RENAME_EXCHANGE is not supported")
         check_name_length(old_name)
-        src = await self._tree.child(self._tree.directory(old_parent), old_name)
-        check_name_length(new_name, link_file_name(new_name) if src.is_link else None)
-        await self._settle_commit(src)
-        dst_dir = self._tree.directory(new_parent)
-        new_path = join(dst_dir.path, new_name)
-        dst = (await self._tree.listing(dst_dir)).get(new_name)
-        if dst is src:
-            return
-        if dst is not None:
-            await self._settle_commit(dst)  # a late commit would bring it back
-        if src.is_dir and (dst_dir is src or dst_dir.path.startswith(src.path + "/")):
-            raise OSError(errno.EINVAL, f"can't move {src.path!r} inside itself")
-        if dst is not None:
-            if no_replace:
-                raise OSError(errno.EEXIST, f"{new_path!r} exists")
-            if src.is_dir and not dst.is_dir:
-                raise OSError(errno.ENOTDIR, f"{new_path!r} is not a directory")
-            if not src.is_dir and dst.is_dir:
-                raise OSError(errno.EISDIR, f"{new_path!r} is a directory")
-            if dst.is_dir:
-                await self._storage.rmdir(dst.path)  # ENOTEMPTY when it holds anything
-            elif dst.is_link != src.is_link:
-                # A link and a file are stored under different names: the
-                # rename would not replace the other one.
-                await self.unlink(new_parent, new_name)
-                dst = None
-        if src.is_link:
-            await self._storage.rename(
-                src.remote_path, link_file_name(new_path)
-            )  # the remote replaces a link there
-            if dst is not None:
-                self._name_gone(dst)
-                self._tree.detach(dst)
-            self._directories_changed(src, dst_dir)
-            self._tree.move(src, dst_dir, new_path)
-            return
-        if not src.on_remote and src.uploading():
-            # An uncached write uploads to the name given at the first write.
-            logger.error("{}: can't rename a file while it is being uploaded", src.path)
-            raise OSError(errno.EBUSY, "file is being uploaded")
-        # Pending uploads stop, then go to the new name once the cache moved.
-        await self.cache.pause_uploads(src.path)
-        try:
-            if src.on_remote:
-                await self._storage.rename(src.path, new_path)
-            elif dst is not None and not dst.is_dir and dst.on_remote:
-                # The replaced file goes now; the source reaches the remote under
-                # this name when its upload runs.
-                await self._storage.remove(dst.path)
-        except BaseException:
-            self.cache.resume_uploads(src.path)
-            raise
-        await self.cache.rename(src.path, new_path)
-        if dst is not None:
-            self._name_gone(dst)
-            self._tree.detach(dst)
-        self._directories_changed(src, dst_dir)
-        self._tree.move(src, dst_dir, new_path)
+        await self._names.rename(
+            self._tree.directory(old_parent),
+            old_name,
+            self._tree.directory(new_parent),
+            new_name,
+            no_replace=no_replace,
+        )
 
     # ----- files ----------------------------------------------------------------------
 
