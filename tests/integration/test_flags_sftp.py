@@ -9,23 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.integration.fixtures.fuse_mount import Mounted, MountFactory, fuse_mount
+from tests.integration.fixtures.polling import holds_within
 from tests.integration.fixtures.sshd import SshdServer, sshd
 
 __all__ = ["fuse_mount", "sshd"]  # the fixtures, imported for pytest
-
-
-def wait_for(condition: Callable[[], bool], within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def sftp_mount(
@@ -109,7 +101,7 @@ def test_used_is_size_changes_df(
     plain = sftp_mount(fuse_mount, sshd, remote)
     assert used_bytes(plain.mountpoint) == 0
     sized = sftp_mount(fuse_mount, sshd, remote, "vfs-used-is-size=true")
-    wait_for(lambda: used_bytes(sized.mountpoint) == 3 << 20)
+    assert holds_within(lambda: used_bytes(sized.mountpoint) == 3 << 20, 20)
 
 
 @pytest.mark.parametrize("streams", [4, 16])
@@ -156,7 +148,7 @@ def test_min_free_space_evicts_cached_files(
     with open(m.mountpoint / "f", "rb") as f:
         assert len(f.read()) == 256 * 1024
         assert data_file.exists()  # cached while open: never evicted
-    wait_for(lambda: not data_file.exists())
+    assert holds_within(lambda: not data_file.exists(), 20)
 
 
 def test_block_norm_dupes_hides_the_other_normal_form(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from tests.integration.fixtures.cloudvol_daemon import (
@@ -18,21 +17,12 @@ from tests.integration.fixtures.cloudvol_daemon import (
 )
 from tests.integration.fixtures.docker_env import create, docker_env, unique
 from tests.integration.fixtures.dockerd import Dockerd, dockerd
+from tests.integration.fixtures.polling import holds_within
 from tests.integration.fixtures.sshd import SshdServer, sshd
 
 __all__ = ["cloudvol_daemon", "docker_env", "dockerd", "sshd"]  # fixtures used by name
 
 FLEET = 50
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    """Poll `condition` until it holds or `timeout` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return condition()
-        time.sleep(0.05)
-    return True
 
 
 def _stat_fields(pid: int) -> list[str]:
@@ -66,7 +56,7 @@ def _fork_server_of(daemon: CloudvolDaemon) -> int | None:
 
 
 def _started_fork_server(daemon: CloudvolDaemon) -> int:
-    assert wait_until(lambda: _fork_server_of(daemon) is not None, timeout=30), daemon.log_tail()
+    assert holds_within(lambda: _fork_server_of(daemon) is not None, timeout=30), daemon.log_tail()
     server = _fork_server_of(daemon)
     assert server is not None
     return server
@@ -93,7 +83,7 @@ def test_a_forked_worker_serves_a_volume_end_to_end_through_docker(
 
     docker.run("rm", "-f", holder)
     docker.run("volume", "rm", name)
-    assert wait_until(lambda: not _alive(worker), timeout=30)
+    assert holds_within(lambda: not _alive(worker), timeout=30)
     assert fuse_mounts_under(daemon.base_dir) == []
 
 
@@ -112,7 +102,7 @@ def test_workers_outlive_a_daemon_sigkill_and_the_next_daemon_adopts_them(
 
     daemon.kill()
     # The fork server goes with its daemon (EOF on its socket); the worker stays.
-    assert wait_until(lambda: not _alive(old_server), timeout=10)
+    assert holds_within(lambda: not _alive(old_server), timeout=10)
     docker.run("exec", holder, "sh", "-c", "echo orphan > /data/o")
     assert (remote_dir / "o").read_text() == "orphan\n"
 
@@ -122,7 +112,7 @@ def test_workers_outlive_a_daemon_sigkill_and_the_next_daemon_adopts_them(
     assert daemon.live_worker_pids()[name] == worker  # adopted, not replaced
     # The daemon restores its mounts once it serves its socket: poll for the adoption.
     adopted = f"adopted mount worker {worker} for volume {name}"
-    assert wait_until(lambda: adopted in daemon.log_tail(50000), timeout=30), daemon.log_tail()
+    assert holds_within(lambda: adopted in daemon.log_tail(50000), timeout=30), daemon.log_tail()
     docker.run("exec", holder, "sh", "-c", "echo adopted > /data/a")
     assert (remote_dir / "a").read_text() == "adopted\n"
 
@@ -132,7 +122,7 @@ def test_workers_outlive_a_daemon_sigkill_and_the_next_daemon_adopts_them(
     assert docker.in_container(other, "cat /data/a") == "adopted\n"
     docker.run("rm", "-f", holder)
     docker.run("volume", "rm", name, other)  # its worker need not linger for a Mount
-    assert wait_until(lambda: not _alive(worker), timeout=30)
+    assert holds_within(lambda: not _alive(worker), timeout=30)
 
 
 def test_a_killed_fork_server_is_noticed_and_replaced_before_the_next_mount(
@@ -145,9 +135,9 @@ def test_a_killed_fork_server_is_noticed_and_replaced_before_the_next_mount(
     first = _started_fork_server(daemon)
 
     os.kill(first, 9)
-    assert wait_until(lambda: f"fork server {first} died" in daemon.log_tail(20000), timeout=10), (
-        daemon.log_tail()
-    )
+    assert holds_within(
+        lambda: f"fork server {first} died" in daemon.log_tail(20000), timeout=10
+    ), daemon.log_tail()
     second = _started_fork_server(daemon)
     assert second != first
 
@@ -194,7 +184,7 @@ def test_fifty_volumes_mount_at_once_serve_and_leave_nothing_behind(
         path = tmp_path / name / "mine"
         return path.is_file() and path.read_text() == f"{name}\n"
 
-    assert wait_until(lambda: all(written(n) for n in names), timeout=60), [
+    assert holds_within(lambda: all(written(n) for n in names), timeout=60), [
         n for n in names if not written(n)
     ]
     workers = daemon.live_worker_pids()
@@ -204,5 +194,5 @@ def test_fifty_volumes_mount_at_once_serve_and_leave_nothing_behind(
     for i in range(0, FLEET, 10):
         docker.run("rm", "-f", *[f"{n}-c" for n in names[i : i + 10]], timeout=300)
         docker.run("volume", "rm", *names[i : i + 10], timeout=300)
-    assert wait_until(lambda: not any(_alive(workers[n]) for n in names), timeout=60)
+    assert holds_within(lambda: not any(_alive(workers[n]) for n in names), timeout=60)
     assert fuse_mounts_under(daemon.base_dir) == []

@@ -4,7 +4,6 @@ docker CLI: plugin create/enable/set/disable, SFTP volumes, the config directory
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from tests.integration.fixtures.managed_plugin import (
     plugin_dir,
     plugin_dockerd,
 )
+from tests.integration.fixtures.polling import wait_until
 from tests.integration.fixtures.sshd import SshdServer, sshd
 
 __all__ = ["managed_plugin", "plugin_dir", "plugin_dockerd", "sshd"]  # fixtures used by name
@@ -66,11 +66,12 @@ def sftp_volume(plugin: ManagedPlugin, sshd: SshdServer, remote_name: str) -> tu
     return name, remote_dir
 
 
-def wait_for(path: Path, content: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not (path.exists() and path.read_text() == content):
-        assert time.monotonic() < deadline, f"{path} does not hold {content!r} after {timeout} s"
-        time.sleep(0.2)
+def wait_for_content(path: Path, content: str) -> None:
+    wait_until(
+        f"{path} holds {content!r}",
+        lambda: path.exists() and path.read_text() == content,
+        timeout=60,
+    )
 
 
 def restart_with_args(plugin: ManagedPlugin, args: str) -> None:
@@ -99,7 +100,7 @@ def test_plugin_args_change_the_defaults(managed_plugin: ManagedPlugin, sshd: Ss
         # Mode `writes` (not the default `off`) wrote the file through the on-disk cache,
         # which lives on the plugin's cache mount.
         assert (managed_plugin.cache_dir / "vfs" / name / "data" / "y").read_text() == "cached\n"
-        wait_for(remote_dir / "y", "cached\n", timeout=60)
+        wait_for_content(remote_dir / "y", "cached\n")
     finally:
         restart_with_args(managed_plugin, DEFAULT_ARGS)
 
@@ -124,7 +125,7 @@ def test_disable_enable_keeps_volumes_and_pending_uploads(
         docker.run("rm", "-f", holder)  # its mount went with the disabled plugin
 
         assert name in docker.run("volume", "ls", "-q").stdout.split()
-        wait_for(remote_dir / "z", "pending\n", timeout=60)
+        wait_for_content(remote_dir / "z", "pending\n")
         assert docker.in_container(name, "cat /data/z") == "pending\n"
     finally:
         restart_with_args(managed_plugin, DEFAULT_ARGS)

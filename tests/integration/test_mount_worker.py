@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from adapters.mounting.protocol import WorkerJob, parse_mountinfo, worker_paths
 from adapters.mounting.system import call_worker, is_mounted, is_stale, lock_holder
 from domain.errors import MountFailed
 from domain.volume import BackendSpec, Volume, VolumeSpec
+from tests.integration.fixtures.polling import holds_within
 
 pytestmark = pytest.mark.anyio
 
@@ -65,15 +66,6 @@ class Env:
 
     def holder(self, name: str = "vol") -> int | None:
         return lock_holder(worker_paths(str(self.cache), name).lock)
-
-
-def _wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 SETTLE_TIME = 10.0
@@ -179,7 +171,7 @@ async def test_mount_serves_the_directory_and_the_worker_stays_for_the_next_one(
     await manager.unmount(volume)
     assert not is_mounted(volume.mountpoint)
     await manager.discard(volume)  # the volume goes: its worker does not wait any more
-    assert _wait_until(lambda: _gone(pid)), "the worker did not exit after the volume went"
+    assert holds_within(lambda: _gone(pid)), "the worker did not exit after the volume went"
     assert env.holder() is None
     assert not mp.exists()
 
@@ -195,7 +187,7 @@ async def test_an_idle_worker_exits_after_lingering(env: Env) -> None:
     assert pid is not None
     await manager.unmount(volume)
     assert not _gone(pid)
-    gone = _wait_until(lambda: _gone(pid), timeout=linger + 20)
+    gone = holds_within(lambda: _gone(pid), timeout=linger + 20)
     assert gone, "the worker did not exit after lingering"
     assert env.holder() is None
     await manager.mount(volume)  # a new worker then serves the next Mount
@@ -217,7 +209,7 @@ async def test_a_worker_with_another_job_is_not_mounted_again(env: Env) -> None:
     new_pid = changed.worker_pid("vol")
     assert new_pid is not None and new_pid != pid
     assert pid is not None
-    assert _wait_until(lambda: _gone(pid))  # told to retire, it lets go of the volume and exits
+    assert holds_within(lambda: _gone(pid))  # told to retire, it lets go of the volume and exits
     await changed.unmount(volume)
     await changed.discard(volume)
 
@@ -232,7 +224,7 @@ async def test_missing_remote_fails_with_the_real_cause(env: Env) -> None:
     assert "does-not-exist" in message and "does not exist" in message
     assert "exit status" not in message
     assert not is_mounted(volume.mountpoint)
-    assert _wait_until(lambda: env.holder() is None)
+    assert holds_within(lambda: env.holder() is None)
     assert manager.worker_pid("vol") is None
 
 
@@ -252,11 +244,11 @@ async def test_mount_timeout_kills_the_worker_and_says_so(env: Env) -> None:
     # milliseconds) and only the worker's start can be too slow.
     await manager.mount(volume)
     await manager.unmount(volume)
-    assert _wait_until(lambda: env.holder() is None)
+    assert holds_within(lambda: env.holder() is None)
     manager.mount_timeout = 0.01
     with pytest.raises(MountFailed, match=r"did not report ready within .* killed"):
         await manager.mount(volume)
-    assert _wait_until(lambda: env.holder() is None)
+    assert holds_within(lambda: env.holder() is None)
     assert not is_mounted(volume.mountpoint)
 
 
@@ -340,7 +332,7 @@ async def test_worker_outlives_a_daemon_crash_and_is_adopted(env: Env) -> None:
     await restarted.unmount(volume)
     assert not is_mounted(volume.mountpoint)
     await restarted.discard(volume)
-    assert _wait_until(lambda: _gone(pid))
+    assert holds_within(lambda: _gone(pid))
 
 
 async def test_killed_worker_leaves_a_stale_mount_that_prepare_clears(
@@ -352,9 +344,9 @@ async def test_killed_worker_leaves_a_stale_mount_that_prepare_clears(
     pid = manager.worker_pid("vol")
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    assert _wait_until(lambda: is_stale(volume.mountpoint))
+    assert holds_within(lambda: is_stale(volume.mountpoint))
     # The supervisor notices, with the exit code.
-    assert _wait_until(lambda: any("died with exit code -9" in line for line in logs))
+    assert holds_within(lambda: any("died with exit code -9" in line for line in logs))
 
     await env.manager().prepare(volume)
     assert not is_stale(volume.mountpoint)
@@ -374,7 +366,7 @@ async def test_adopt_without_a_live_worker_clears_the_stale_mount(env: Env) -> N
     pid = manager.worker_pid("vol")
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    assert _wait_until(lambda: is_stale(volume.mountpoint))
+    assert holds_within(lambda: is_stale(volume.mountpoint))
 
     restarted = env.manager()
     assert await restarted.adopt(volume) is False
@@ -389,8 +381,8 @@ async def test_sigterm_unmounts_and_the_worker_exits(env: Env) -> None:
     pid = manager.worker_pid("vol")
     assert pid is not None
     os.kill(pid, signal.SIGTERM)
-    assert _wait_until(lambda: not is_mounted(volume.mountpoint))
-    assert _wait_until(lambda: _gone(pid))
+    assert holds_within(lambda: not is_mounted(volume.mountpoint))
+    assert holds_within(lambda: _gone(pid))
     assert env.holder() is None
 
 
@@ -406,7 +398,7 @@ async def test_shutdown_unmounts_every_worker(env: Env) -> None:
     for v, pid in zip(volumes, pids, strict=True):
         assert pid is not None
         assert not is_mounted(v.mountpoint)
-        assert _wait_until(lambda pid=pid: _gone(pid))  # type: ignore[misc]
+        assert holds_within(lambda pid=pid: _gone(pid))  # type: ignore[misc]
 
 
 def test_worker_reports_a_bad_job_on_its_status_line() -> None:
@@ -436,7 +428,7 @@ async def test_unmount_of_a_hung_worker_still_removes_the_mount(env: Env) -> Non
     finally:
         os.kill(pid, signal.SIGCONT)
     # The SIGTERM sent while it was stopped is handled once it runs again.
-    assert _wait_until(lambda: _gone(pid))
+    assert holds_within(lambda: _gone(pid))
 
 
 # --- the fork server -----------------------------------------------------------
@@ -474,7 +466,7 @@ async def test_workers_are_forked_by_the_preloaded_server_in_sessions_of_their_o
     await manager.unmount(two)
     await manager.shutdown()  # retires the workers that wait for another Mount
     for pid in pids:
-        assert pid is not None and _wait_until(lambda pid=pid: _gone(pid))  # type: ignore[misc]
+        assert pid is not None and holds_within(lambda pid=pid: _gone(pid))  # type: ignore[misc]
     assert _gone(server)
 
 
@@ -488,8 +480,8 @@ async def test_a_killed_fork_server_is_noticed_and_replaced_before_the_next_moun
     worker = manager.worker_pid("vol")
     assert first is not None and worker is not None
     os.kill(first, signal.SIGKILL)
-    assert _wait_until(lambda: any(f"fork server {first} died" in line for line in logs))
-    assert _wait_until(lambda: manager.fork_server_pid() not in (None, first))
+    assert holds_within(lambda: any(f"fork server {first} died" in line for line in logs))
+    assert holds_within(lambda: manager.fork_server_pid() not in (None, first))
     # The worker it forked serves on.
     assert is_mounted(volume.mountpoint) and not _gone(worker)
 
@@ -500,7 +492,7 @@ async def test_a_killed_fork_server_is_noticed_and_replaced_before_the_next_moun
     assert _ppid(manager.worker_pid("other") or 0) == manager.fork_server_pid()
     # A worker whose server died still has its exit noticed (through its pidfd).
     os.kill(worker, signal.SIGKILL)
-    assert _wait_until(
+    assert holds_within(
         lambda: any(f"mount worker {worker} for volume vol died" in line for line in logs)
     )
     await manager.unmount(other)
@@ -515,11 +507,11 @@ async def test_a_fork_server_dying_at_start_again_is_left_to_the_next_mount(
     first = manager.fork_server_pid()
     assert first is not None
     os.kill(first, signal.SIGKILL)  # soon after its start: restarted once
-    assert _wait_until(lambda: manager.fork_server_pid() not in (None, first))
+    assert holds_within(lambda: manager.fork_server_pid() not in (None, first))
     second = manager.fork_server_pid()
     assert second is not None
     os.kill(second, signal.SIGKILL)  # and again: no loop of restarts
-    assert _wait_until(lambda: any(f"fork server {second} exited" in line for line in logs))
+    assert holds_within(lambda: any(f"fork server {second} exited" in line for line in logs))
     assert manager.fork_server_pid() == second
     # The next Mount starts one.
     await manager.prepare(volume)
@@ -555,7 +547,7 @@ def test_the_fork_server_exits_with_its_daemon(env: Env) -> None:
         daemon.kill()
         daemon.wait()
     # Not our child: gone means really gone (or a zombie of init's).
-    assert _wait_until(lambda: _gone(server)), "the fork server outlived its daemon"
+    assert holds_within(lambda: _gone(server)), "the fork server outlived its daemon"
 
 
 async def test_the_worker_answers_unmount_itself(env: Env, logs: list[str]) -> None:
@@ -568,7 +560,7 @@ async def test_the_worker_answers_unmount_itself(env: Env, logs: list[str]) -> N
     # No fallback (lazy unmount and SIGTERM from the daemon): the worker replied,
     # and exits on its own, cleanly.
     assert not any("did not unmount" in line for line in logs)
-    assert _wait_until(
+    assert holds_within(
         lambda: any(f"mount worker {pid} for vol exited (0)" in line for line in logs)
     )
 
@@ -608,7 +600,7 @@ async def test_standby_worker_started_at_create_serves_the_first_mount(env: Env)
     assert Path(volume.mountpoint, "f.txt").read_text() == "ready"
     await manager.unmount(volume)
     await manager.shutdown()
-    assert pid is not None and _wait_until(lambda: _gone(pid))
+    assert pid is not None and holds_within(lambda: _gone(pid))
 
 
 # --- one deadline for the whole Mount ------------------------------------------
@@ -632,7 +624,7 @@ async def test_a_hung_previous_worker_fails_the_mount_within_its_timeout(env: En
         assert time.monotonic() - started < 5 + 1.5
     finally:
         os.kill(pid, signal.SIGCONT)
-    assert _wait_until(lambda: _gone(pid))
+    assert holds_within(lambda: _gone(pid))
     await manager.mount(volume)  # its lock released, a new worker serves
     await manager.unmount(volume)
     await manager.shutdown()
@@ -655,7 +647,7 @@ async def test_a_hung_fork_server_fails_the_mount_in_time_and_is_replaced(
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(server, signal.SIGCONT)
-    assert _wait_until(lambda: _gone(server))  # stopped: what it would answer late is unknown
+    assert holds_within(lambda: _gone(server))  # stopped: what it would answer late is unknown
     await manager.mount(volume)
     assert _ppid(manager.worker_pid("vol") or 0) == manager.fork_server_pid() != server
     await manager.unmount(volume)

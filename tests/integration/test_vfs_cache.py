@@ -27,6 +27,7 @@ from adapters.mounting.protocol import parse_mountinfo, worker_paths
 from adapters.mounting.system import call_worker, is_mounted, is_stale, lock_holder
 from domain.volume import BackendSpec, Volume, VolumeSpec
 from tests.integration.fixtures.fuse_mount import Mounted, MountFactory, fuse_mount
+from tests.integration.fixtures.polling import holds_within
 from tests.integration.fixtures.processes import process_gone
 
 __all__ = ["fuse_mount"]  # the fixture, imported for pytest
@@ -38,15 +39,6 @@ MiB = 1024 * 1024
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 def errno_of(fn: Callable[[], object]) -> int:
@@ -78,7 +70,7 @@ def test_minimal_caches_read_write_opens_only(fuse_mount: MountFactory, tmp_path
         assert os.pread(fd, 10, 0) == b"0123ab6789"
     finally:
         os.close(fd)
-    assert wait_until(lambda: (m.backing / "f").read_bytes() == b"0123ab6789")
+    assert holds_within(lambda: (m.backing / "f").read_bytes() == b"0123ab6789")
     # Write-only without O_TRUNC on a file without a cache item: streamed, and
     # an existing file can't be rewritten that way.
     (m.backing / "g").write_bytes(b"keep")
@@ -106,10 +98,10 @@ def test_writes_edits_in_place_and_streams_reads(fuse_mount: MountFactory, tmp_p
         os.close(fd)
     assert (m.mountpoint / "f").read_bytes() == b"hello World"
     assert (m.backing / "f").read_bytes() == b"hello world"  # not yet: write-back
-    assert wait_until(lambda: (m.backing / "f").read_bytes() == b"hello World", timeout=30)
+    assert holds_within(lambda: (m.backing / "f").read_bytes() == b"hello World", timeout=30)
     with open(m.mountpoint / "f", "ab") as f:
         f.write(b"!")
-    assert wait_until(lambda: (m.backing / "f").read_bytes() == b"hello World!", timeout=30)
+    assert holds_within(lambda: (m.backing / "f").read_bytes() == b"hello World!", timeout=30)
 
 
 def test_full_mode_partial_reads_leave_a_sparse_file(
@@ -165,7 +157,7 @@ def test_writes_mode_reaches_the_backing_dir_after_write_back(
     (m.mountpoint / "out.bin").write_bytes(payload)
     assert os.stat(m.mountpoint / "out.bin").st_size == len(payload)
     assert [p.name for p in m.backing.iterdir()] == []
-    assert wait_until(lambda: (m.backing / "out.bin").exists(), timeout=30)
+    assert holds_within(lambda: (m.backing / "out.bin").exists(), timeout=30)
     assert (m.backing / "out.bin").read_bytes() == payload
 
 
@@ -192,7 +184,7 @@ def test_a_sequential_write_is_sent_while_written(fuse_mount: MountFactory, tmp_
         for pos in range(0, 16 * MiB, MiB):
             os.write(fd, payload[pos : pos + MiB])
         # Still open: the bytes are on their way to a temporary file, not the name.
-        assert wait_until(lambda: sum(p.stat().st_size for p in temporaries()) >= 12 * MiB)
+        assert holds_within(lambda: sum(p.stat().st_size for p in temporaries()) >= 12 * MiB)
         assert not (m.backing / "big.bin").exists()
         for pos in range(16 * MiB, len(payload), MiB):
             os.write(fd, payload[pos : pos + MiB])
@@ -247,7 +239,7 @@ class Env:
     def wait_for_log(self, text: str) -> None:
         """Poll the worker's log until a line holds `text`."""
         log = Path(worker_paths(str(self.cache), "vol").log)
-        assert wait_until(lambda: log.exists() and text in log.read_text(), timeout=20), (
+        assert holds_within(lambda: log.exists() and text in log.read_text(), timeout=20), (
             f"no {text!r} in the worker's log"
         )
 
@@ -289,7 +281,7 @@ async def test_worker_unmounts_at_once_and_exits_after_uploading(env: Env) -> No
     assert not (env.remote / "result.bin").exists()
     await manager.unmount(volume)
     assert not is_mounted(volume.mountpoint)  # the mount went at once
-    assert wait_until(lambda: process_gone(pid), timeout=20)
+    assert holds_within(lambda: process_gone(pid), timeout=20)
     assert (env.remote / "result.bin").read_bytes() == payload
     assert env.holder() is None
 
@@ -302,12 +294,12 @@ async def test_sigkilled_worker_uploads_at_the_next_mount(env: Env) -> None:
     assert pid is not None
     Path(volume.mountpoint, "a.txt").write_bytes(b"closed, then killed")
     os.kill(pid, signal.SIGKILL)
-    assert wait_until(lambda: is_stale(volume.mountpoint) or not is_mounted(volume.mountpoint))
+    assert holds_within(lambda: is_stale(volume.mountpoint) or not is_mounted(volume.mountpoint))
     assert not (env.remote / "a.txt").exists()
-    assert wait_until(lambda: manager.worker_pid("vol") is None)  # its supervisor noticed
+    assert holds_within(lambda: manager.worker_pid("vol") is None)  # its supervisor noticed
 
     await manager.mount(volume)  # a new worker: it clears the stale mount and uploads
-    assert wait_until(lambda: (env.remote / "a.txt").exists())
+    assert holds_within(lambda: (env.remote / "a.txt").exists())
     assert (env.remote / "a.txt").read_bytes() == b"closed, then killed"
     assert Path(volume.mountpoint, "a.txt").read_bytes() == b"closed, then killed"
     await manager.unmount(volume)
@@ -321,14 +313,14 @@ async def test_recover_starts_a_drain_only_worker(env: Env) -> None:
     assert pid is not None
     Path(volume.mountpoint, "b.txt").write_bytes(b"pending")
     os.kill(pid, signal.SIGKILL)
-    assert wait_until(lambda: env.holder() is None)
+    assert holds_within(lambda: env.holder() is None)
 
     restarted = env.manager()  # a daemon restart: the volume is not mounted again
     assert await restarted.adopt(volume) is False
     assert await restarted.recover(volume) is True
-    assert wait_until(lambda: (env.remote / "b.txt").exists())
+    assert holds_within(lambda: (env.remote / "b.txt").exists())
     assert (env.remote / "b.txt").read_bytes() == b"pending"
-    assert wait_until(lambda: env.holder() is None)  # the drain-only worker exits
+    assert holds_within(lambda: env.holder() is None)  # the drain-only worker exits
     assert not is_mounted(volume.mountpoint)
     assert await restarted.recover(volume) is False  # nothing pending any more
 
@@ -354,7 +346,7 @@ async def test_mount_while_uploading_is_served_by_the_same_worker(env: Env) -> N
     await env.wait_for_status("mounted", pending_uploads=1)
     assert manager.worker_pid("vol") == pid and env.holder() == pid
     env.unblock_uploads_to("sub")
-    assert wait_until(lambda: (env.remote / "sub" / "f").exists(), timeout=20)
+    assert holds_within(lambda: (env.remote / "sub" / "f").exists(), timeout=20)
     assert (env.remote / "sub" / "f").read_bytes() == payload
     assert Path(volume.mountpoint, "sub", "f").read_bytes() == payload
     await manager.unmount(volume)
@@ -382,10 +374,10 @@ async def test_mount_waits_for_a_draining_worker_then_takes_over(env: Env) -> No
     second = manager.worker_pid("vol")
     assert second is not None and second != first
     # It gave the lock up, so the second could start; its process may still be exiting.
-    assert wait_until(lambda: process_gone(first))
+    assert holds_within(lambda: process_gone(first))
     assert env.holder() == second  # one worker on the cache, never two
     env.unblock_uploads_to("sub")
-    assert wait_until(lambda: (env.remote / "sub" / "f").exists(), timeout=20)
+    assert holds_within(lambda: (env.remote / "sub" / "f").exists(), timeout=20)
     assert (env.remote / "sub" / "f").read_bytes() == b"retried"
     await manager.unmount(volume)
 
@@ -400,11 +392,11 @@ async def test_removing_a_volume_removes_its_cache_once_uploaded(env: Env) -> No
     assert Path(volume.mountpoint, "f").read_bytes() == b"cached"
     Path(volume.mountpoint, "g").write_bytes(b"written")
     await manager.unmount(volume)
-    assert wait_until(lambda: (env.remote / "g").exists(), timeout=20)
+    assert holds_within(lambda: (env.remote / "g").exists(), timeout=20)
     cache = env.cache / "vfs" / "vol"
     assert (cache / "data" / "f").exists()  # kept while the volume exists
     await manager.discard(volume)  # its worker, waiting for another Mount, exits
-    assert wait_until(lambda: process_gone(pid))
+    assert holds_within(lambda: process_gone(pid))
     assert (env.remote / "g").read_bytes() == b"written"
     assert not cache.exists()
 
@@ -426,7 +418,7 @@ async def test_a_volume_removed_while_uploading_loses_its_cache_once_uploaded(
     assert cache.exists() and not process_gone(pid)  # still uploading: the data stays
 
     env.unblock_uploads_to("sub")
-    assert wait_until(lambda: process_gone(pid), timeout=20)
+    assert holds_within(lambda: process_gone(pid), timeout=20)
     assert (env.remote / "sub" / "f").read_bytes() == b"late but whole"
     assert not cache.exists()  # the worker took the removed volume's cache with it
 
@@ -439,7 +431,7 @@ async def test_sigterm_unmounts_and_uploads_before_exit(env: Env) -> None:
     assert pid is not None
     Path(volume.mountpoint, "t.txt").write_bytes(b"terminated")
     os.kill(pid, signal.SIGTERM)
-    assert wait_until(lambda: process_gone(pid), timeout=20)
+    assert holds_within(lambda: process_gone(pid), timeout=20)
     assert not is_mounted(volume.mountpoint)
     assert (env.remote / "t.txt").read_bytes() == b"terminated"
 
@@ -453,7 +445,7 @@ async def test_a_damaged_record_after_a_crash_is_set_aside_not_uploaded(env: Env
     assert pid is not None
     Path(volume.mountpoint, "doc.txt").write_bytes(b"edit the crash caught")
     os.kill(pid, signal.SIGKILL)
-    assert wait_until(lambda: manager.worker_pid("vol") is None)
+    assert holds_within(lambda: manager.worker_pid("vol") is None)
     cache = env.cache / "vfs" / "vol"
     (cache / "meta" / "doc.txt").write_bytes(b'{"version": 1, "si')  # torn by the disk
 
