@@ -47,7 +47,8 @@ def test_a_killed_worker_costs_its_own_volume_nothing_but_the_running_container(
     )  # fmt: skip
     docker.start_holder(other, unique("h"))
     mountpoint = daemon.base_dir / volume
-    wait_until("the writer wrote its file", lambda: (mountpoint / "a").exists())
+    # `b` comes after `a` was written and closed (`a` exists from its create on).
+    wait_until("the writer wrote its file", lambda: (mountpoint / "b").exists())
     worker, other_worker = daemon.live_worker_pids()[volume], daemon.live_worker_pids()[other]
 
     os.kill(worker, signal.SIGKILL)
