@@ -414,19 +414,33 @@ def test_worker_reports_a_bad_job_on_its_status_line() -> None:
     assert done.stdout.startswith(b"error mount job: 'mountpoint'")
 
 
-async def test_unmount_of_a_hung_worker_still_removes_the_mount(env: Env) -> None:
-    manager, volume = env.manager(control_timeout=1.0), env.volume()
+async def _serving_worker(manager: WorkerMountManager, volume: Volume) -> int:
+    """The pid of the worker that now serves `volume`, mounted for the test."""
     await manager.prepare(volume)
     await manager.mount(volume)
-    pid = manager.worker_pid("vol")
+    pid = manager.worker_pid(volume.name)
     assert pid is not None
-    os.kill(pid, signal.SIGSTOP)  # alive, holding its lock, answering nothing
+    return pid
+
+
+@contextlib.contextmanager
+def _hung(pid: int) -> Iterator[None]:
+    """The process stopped: alive, holding what it holds, answering nothing."""
+    os.kill(pid, signal.SIGSTOP)
     try:
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
+async def test_unmount_of_a_hung_worker_still_removes_the_mount(env: Env) -> None:
+    manager, volume = env.manager(control_timeout=1.0), env.volume()
+    pid = await _serving_worker(manager, volume)
+    with _hung(pid):
         with anyio.fail_after(30):
             await manager.unmount(volume)
         assert not is_mounted(volume.mountpoint)
-    finally:
-        os.kill(pid, signal.SIGCONT)
     # The SIGTERM sent while it was stopped is handled once it runs again.
     assert holds_within(lambda: _gone(pid))
 
@@ -611,19 +625,13 @@ async def test_a_hung_previous_worker_fails_the_mount_within_its_timeout(env: En
     5 s; the Mount still answers by its deadline, with the cause."""
     manager = env.manager(control_timeout=1.0, drain_wait=30.0, stop_wait=15.0, mount_timeout=5)
     volume = env.volume()
-    await manager.prepare(volume)
-    await manager.mount(volume)
-    pid = manager.worker_pid("vol")
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)  # alive, holding its lock, answering nothing
-    try:
+    pid = await _serving_worker(manager, volume)
+    with _hung(pid):
         await manager.unmount(volume)
         started = time.monotonic()
         with pytest.raises(MountFailed, match=rf"previous mount worker \(pid {pid}\).*hung"):
             await manager.mount(volume)
         assert time.monotonic() - started < 5 + 1.5
-    finally:
-        os.kill(pid, signal.SIGCONT)
     assert holds_within(lambda: _gone(pid))
     await manager.mount(volume)  # its lock released, a new worker serves
     await manager.unmount(volume)
@@ -638,15 +646,11 @@ async def test_a_hung_fork_server_fails_the_mount_in_time_and_is_replaced(
     server = manager.fork_server_pid()
     assert server is not None
     await manager.prepare(volume)
-    os.kill(server, signal.SIGSTOP)  # takes the request, never answers
-    try:
+    with _hung(server):  # it takes the request, and never answers
         started = time.monotonic()
         with pytest.raises(MountFailed, match="fork server did not answer within"):
             await manager.mount(volume)
         assert time.monotonic() - started < 3 + 1.5
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(server, signal.SIGCONT)
     assert holds_within(lambda: _gone(server))  # stopped: what it would answer late is unknown
     await manager.mount(volume)
     assert _ppid(manager.worker_pid("vol") or 0) == manager.fork_server_pid() != server
