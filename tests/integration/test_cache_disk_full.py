@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.fixtures.fuse_mount import MountFactory, fuse_mount
-from tests.integration.test_vfs_cache import wait_until
+from tests.integration.fixtures.polling import holds_within
 
 __all__ = ["fuse_mount"]  # the fixture, imported for pytest
 
@@ -58,7 +58,7 @@ def test_a_full_cache_disk_gives_enospc_and_loses_nothing(
     assert (m.mountpoint / "kept.bin").read_bytes() == kept
     (m.mountpoint / "big.bin").unlink()
     # FUSE releases a closed file after close() returns; its blocks go then.
-    assert wait_until(lambda: free_bytes(small_disk) > 4 * MiB)
+    assert holds_within(lambda: free_bytes(small_disk) > 4 * MiB)
     assert list((small_disk / "vfs" / "vol" / "tmp").iterdir()) == []  # no half records
     after = os.urandom(2 * MiB)
     (m.mountpoint / "after.bin").write_bytes(after)  # space freed: writes work again
