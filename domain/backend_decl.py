@@ -146,3 +146,19 @@ NO_FREE_SPACE = "cloudvol's storages report no free space, so no upstream is rul
 NO_CONNECTION_POOL = "each cloudvol volume keeps its own connections"
 
 MiB = 1024 * 1024
+
+# Every backend takes rclone's `description`, which changes nothing.
+DESCRIPTION_OPTION = unused("description", STRING, "", "Description of the remote", DESCRIPTION)
+
+
+def server_login(
+    service: str, port: int, password_help: str = "Password, rclone-obscured"
+) -> tuple[BackendOptionDecl, ...]:
+    """host, user, port and pass of a backend that logs in to a server (SFTP, FTP,
+    SMB): the same four options, in rclone's order."""
+    return (
+        BackendOptionDecl("host", STRING, None, f"{service} server to connect to", required=True),
+        BackendOptionDecl("user", STRING, "", f"{service} user name (empty: the daemon's user)"),
+        BackendOptionDecl("port", INT, port, f"{service} port"),
+        BackendOptionDecl("pass", STRING, "", password_help, secret=True, obscured=True),
+    )

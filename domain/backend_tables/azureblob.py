@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from domain.backend_decl import (
     BOOL,
-    DESCRIPTION,
+    DESCRIPTION_OPTION,
     INT,
     MEMORY_POOL,
     SIZE,
@@ -13,7 +13,6 @@ from domain.backend_decl import (
     BackendOptionDecl,
     MiB,
     not_yet,
-    unused,
 )
 from domain.options import NOT_YET
 
@@ -47,7 +46,7 @@ AZUREBLOB = BackendDecl(
         not_yet("public_access", STRING, "", "Public access level of created containers"),
         not_yet("no_check_container", BOOL, False, "Do not check or create the container"),
         not_yet("no_head_object", BOOL, False, "Do not read a blob's properties before reading it"),
-        unused("description", STRING, "", "Description of the remote", DESCRIPTION),
+        DESCRIPTION_OPTION,
     ),
     # The container is the path's first segment, unless sas_url names it: the
     # adapter checks.

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from domain.backend_decl import (
     BOOL,
-    DESCRIPTION,
+    DESCRIPTION_OPTION,
     STRING,
     BackendDecl,
     BackendOptionDecl,
     not_yet,
-    unused,
 )
 from domain.options import ONLY_WINDOWS
 
@@ -36,7 +35,7 @@ LOCAL = BackendDecl(
             "time_type", STRING, "mtime", "Which file time to show: mtime, atime, btime or ctime"
         ),
         not_yet("encoding", STRING, "", "Character encoding of file names"),
-        unused("description", STRING, "", "Description of the remote", DESCRIPTION),
+        DESCRIPTION_OPTION,
     ),
     root_must_be_absolute=True,
 )

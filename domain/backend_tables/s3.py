@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from domain.backend_decl import (
     BOOL,
-    DESCRIPTION,
+    DESCRIPTION_OPTION,
     INT,
     MEMORY_POOL,
     NO_BUCKET_CREATION,
@@ -195,7 +195,7 @@ S3 = BackendDecl(
         not_yet("decompress", BOOL, False, "Decompress gzip-encoded objects when reading"),
         not_yet("might_gzip", TRISTATE, None, "Objects may be gzip-encoded by the server"),
         not_yet("no_system_metadata", BOOL, False, "Neither read nor write system metadata"),
-        unused("description", STRING, "", "Description of the remote", DESCRIPTION),
+        DESCRIPTION_OPTION,
     ),
     bucket_in_path=True,
 )

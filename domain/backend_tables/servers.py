@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from domain.backend_decl import (
     BOOL,
-    DESCRIPTION,
+    DESCRIPTION_OPTION,
     DURATION,
     INT,
     NO_CONNECTION_POOL,
@@ -16,6 +16,7 @@ from domain.backend_decl import (
     BackendOptionDecl,
     MiB,
     not_yet,
+    server_login,
     unused,
 )
 from domain.options import NOT_YET
@@ -57,19 +58,14 @@ WEBDAV = BackendDecl(
         not_yet("owncloud_exclude_mounts", BOOL, False, "Leave ownCloud mounts out"),
         not_yet("unix_socket", STRING, "", "Unix socket to connect to instead of TCP"),
         not_yet("auth_redirect", BOOL, False, "Keep authentication across redirects"),
-        unused("description", STRING, "", "Description of the remote", DESCRIPTION),
+        DESCRIPTION_OPTION,
     ),
 )
 
 FTP = BackendDecl(
     "ftp",
     (
-        BackendOptionDecl("host", STRING, None, "FTP server to connect to", required=True),
-        BackendOptionDecl("user", STRING, "", "FTP user name (empty: the daemon's user)"),
-        BackendOptionDecl("port", INT, 21, "FTP port"),
-        BackendOptionDecl(
-            "pass", STRING, "", "Password, rclone-obscured", secret=True, obscured=True
-        ),
+        *server_login("FTP", 21),
         BackendOptionDecl(
             "tls",
             BOOL,
@@ -109,19 +105,14 @@ FTP = BackendDecl(
         ),
         not_yet("socks_proxy", STRING, "", "SOCKS5 proxy to connect through"),
         not_yet("encoding", STRING, "", "Encoding of file names"),
-        unused("description", STRING, "", "Description of the remote", DESCRIPTION),
+        DESCRIPTION_OPTION,
     ),
 )
 
 SMB = BackendDecl(
     "smb",
     (
-        BackendOptionDecl("host", STRING, None, "SMB server to connect to", required=True),
-        BackendOptionDecl("user", STRING, "", "SMB user name (empty: the daemon's user)"),
-        BackendOptionDecl("port", INT, 445, "SMB port"),
-        BackendOptionDecl(
-            "pass", STRING, "", "Password, rclone-obscured", secret=True, obscured=True
-        ),
+        *server_login("SMB", 445),
         BackendOptionDecl("domain", STRING, "WORKGROUP", "Domain name for NTLM authentication"),
         not_yet("spn", STRING, "", "Service principal name"),
         unused(
@@ -130,7 +121,7 @@ SMB = BackendDecl(
         not_yet("hide_special_share", BOOL, True, "Hide special shares (print$, IPC$...)"),
         not_yet("case_insensitive", BOOL, True, "Whether the server is case insensitive"),
         not_yet("encoding", STRING, "", "Encoding of file names"),
-        unused("description", STRING, "", "Description of the remote", DESCRIPTION),
+        DESCRIPTION_OPTION,
     ),
     # The share is the path's first segment: the adapter checks.
 )
@@ -144,6 +135,6 @@ HTTP = BackendDecl(
         not_yet("no_slash", BOOL, False, "Directories' URLs do not end in /"),
         not_yet("no_head", BOOL, False, "Do not HEAD files for their size and time"),
         not_yet("no_escape", BOOL, False, "Do not escape URL metacharacters in paths"),
-        unused("description", STRING, "", "Description of the remote", DESCRIPTION),
+        DESCRIPTION_OPTION,
     ),
 )

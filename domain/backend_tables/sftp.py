@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from domain.backend_decl import (
     BOOL,
-    DESCRIPTION,
+    DESCRIPTION_OPTION,
     DURATION,
     INT,
     NO_SERVER_COMMANDS,
@@ -14,18 +14,14 @@ from domain.backend_decl import (
     BackendDecl,
     BackendOptionDecl,
     not_yet,
+    server_login,
     unused,
 )
 
 SFTP = BackendDecl(
     "sftp",
     (
-        BackendOptionDecl("host", STRING, None, "SSH server to connect to", required=True),
-        BackendOptionDecl("user", STRING, "", "SSH user name (empty: the daemon's user)"),
-        BackendOptionDecl("port", INT, 22, "SSH port"),
-        BackendOptionDecl(
-            "pass", STRING, "", "SSH password, rclone-obscured", secret=True, obscured=True
-        ),
+        *server_login("SSH", 22, "SSH password, rclone-obscured"),
         BackendOptionDecl(
             "key_pem", STRING, "", "Private key in PEM form, newlines as \\n", secret=True
         ),
@@ -109,6 +105,6 @@ SFTP = BackendDecl(
         not_yet("ssh", STRING, "", "External ssh command to use instead of the built-in client"),
         not_yet("socks_proxy", STRING, "", "SOCKS5 proxy to connect through"),
         not_yet("copy_is_hardlink", BOOL, False, "Make server-side copies as hard links"),
-        unused("description", STRING, "", "Description of the remote", DESCRIPTION),
+        DESCRIPTION_OPTION,
     ),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from domain.backend_decl import (
     BOOL,
-    DESCRIPTION,
+    DESCRIPTION_OPTION,
     INT,
     NO_FREE_SPACE,
     NO_SERVER_SIDE_COPY,
@@ -76,7 +76,7 @@ CRYPT = BackendDecl(
         not_yet(
             "strict_names", BOOL, False, "Fail on names that do not decrypt instead of skipping"
         ),
-        unused("description", STRING, "", "Description of the remote", DESCRIPTION),
+        DESCRIPTION_OPTION,
     ),
     remote_options=("remote",),
 )
@@ -87,7 +87,7 @@ ALIAS = BackendDecl(
         BackendOptionDecl(
             "remote", STRING, None, "Remote or path to alias, e.g. myremote:path", required=True
         ),
-        unused("description", STRING, "", "Description of the remote", DESCRIPTION),
+        DESCRIPTION_OPTION,
     ),
     remote_options=("remote",),
 )
@@ -135,7 +135,7 @@ UNION = BackendDecl(
             NO_FREE_SPACE,
         ),
         unused("min_free_space", SIZE, 1024 * MiB, "Least free space to create on", NO_FREE_SPACE),
-        unused("description", STRING, "", "Description of the remote", DESCRIPTION),
+        DESCRIPTION_OPTION,
     ),
     remote_options=("upstreams",),
 )
