@@ -35,9 +35,9 @@ class _StaleRepliesAtDebug(logging.Filter):
     is lost then, so it is shown at DEBUG."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.ERROR and "fuse_reply_* failed with" in record.msg:
-            args = record.args if isinstance(record.args, tuple) else ()
-            if args and "No such file or directory" in str(args[-1]):
+        if record.levelno == logging.ERROR:
+            message = record.getMessage()
+            if "fuse_reply_* failed with" in message and "No such file or directory" in message:
                 record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return True
 
