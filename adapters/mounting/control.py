@@ -117,7 +117,7 @@ class WorkerControl:
         if pid is None:
             return
         status = await self.probe(name)
-        drain_wait = min(self.drain_wait, time_left(deadline) - self.stop_wait)
+        drain_wait = max(min(self.drain_wait, time_left(deadline) - self.stop_wait), 0.0)
         pending = status.extra.get("pending_uploads") if status is not None else None
         logger.info(
             "waiting up to {:g} s for the previous worker {} of volume {} to finish{}",
@@ -126,7 +126,7 @@ class WorkerControl:
             name,
             f" ({pending} upload(s) pending)" if pending else "",
         )
-        if await self.lock_released(name, max(drain_wait, 0.0)):
+        if await self.lock_released(name, drain_wait):
             return
         holder = self.holder(name)
         if holder:
@@ -135,7 +135,7 @@ class WorkerControl:
                 "it; the new worker resumes its uploads",
                 holder,
                 name,
-                max(drain_wait, 0.0),
+                drain_wait,
             )
             with contextlib.suppress(ProcessLookupError):
                 os.kill(holder, signal.SIGTERM)

@@ -149,18 +149,14 @@ class ForkServer:
             exit_r, exit_w = os.pipe2(os.O_CLOEXEC)
             try:
                 try:
-                    reply, pidfd = self._request(job, preload, status_fd, exit_w, deadline)
+                    reply, pidfd = self._request_of_a_live_server(
+                        job, preload, status_fd, exit_w, deadline
+                    )
                 except TimeoutError:
                     self._stop_process(kill=True)  # hung, or answering late: unknown
                     raise ForkServerError(
                         f"the fork server did not answer within {within:g} s"
                     ) from None
-                except (OSError, ValueError) as e:
-                    # It died since the last request (or during this one): once more,
-                    # with a new server.
-                    logger.warning("the mount workers' fork server failed ({}): restarting it", e)
-                    self._stop_process()
-                    reply, pidfd = self._request(job, preload, status_fd, exit_w, deadline)
             except BaseException:
                 os.close(exit_r)
                 raise
@@ -183,6 +179,20 @@ class ForkServer:
             self._stop_process()
 
     # --- with the lock held ----------------------------------------------------
+
+    def _request_of_a_live_server(
+        self, job: bytes, preload: tuple[str, ...], status_fd: int, exit_fd: int, deadline: float
+    ) -> tuple[dict[str, object], int | None]:
+        try:
+            return self._request(job, preload, status_fd, exit_fd, deadline)
+        except TimeoutError:
+            raise
+        except (OSError, ValueError) as e:
+            # It died since the last request (or during this one): once more, with
+            # a new server.
+            logger.warning("the mount workers' fork server failed ({}): restarting it", e)
+            self._stop_process()
+            return self._request(job, preload, status_fd, exit_fd, deadline)
 
     def _request(
         self, job: bytes, preload: tuple[str, ...], status_fd: int, exit_fd: int, deadline: float

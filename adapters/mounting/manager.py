@@ -320,15 +320,15 @@ class WorkerMountManager:
     @contextlib.asynccontextmanager
     async def _lock_by(self, name: str, deadline: float) -> AsyncIterator[None]:
         """The volume's lock, if it comes by `deadline`; else MountFailed."""
-        lock, acquired = self._lock(name), False
-        with anyio.move_on_after(time_left(deadline)):
-            await lock.acquire()
-            acquired = True
-        if not acquired:
+        lock = self._lock(name)
+        try:
+            with anyio.fail_after(time_left(deadline)):
+                await lock.acquire()
+        except TimeoutError:
             raise MountFailed(
                 f"another operation on volume {name} (a mount, an unmount, or uploads "
                 "being resumed) is still running; try again later"
-            )
+            ) from None
         try:
             yield
         finally:
