@@ -29,8 +29,8 @@ class AttributeChanges:
         metadata: MetadataKeeper,
     ) -> None:
         self._storage = storage
-        self.options = options
-        self.cache = cache
+        self._options = options
+        self._cache = cache
         self._opener = opener
         self._metadata = metadata
 
@@ -41,7 +41,7 @@ class AttributeChanges:
         return (
             node.on_remote
             and not node.pending_writers()
-            and not self.cache.holds_local_changes(node.path)
+            and not self._cache.holds_local_changes(node.path)
         )
 
     async def truncate(self, node: Node, size: int, handle: Handle | None) -> None:
@@ -54,11 +54,11 @@ class AttributeChanges:
             for writer in live:
                 await writer.truncate(size)
             return
-        mode = self.options.cache_mode
+        mode = self._options.cache_mode
         if mode is not CacheMode.OFF:
             # Mode minimal caches only what needs it: an existing item, or a size
             # the streaming path cannot give.
-            if self.cache.has(node.path) or mode is not CacheMode.MINIMAL or size != 0:
+            if self._cache.has(node.path) or mode is not CacheMode.MINIMAL or size != 0:
                 await self._truncate_cached(node, size)
                 return
         if node.size == size:
@@ -83,7 +83,7 @@ class AttributeChanges:
     async def _truncate_cached(self, node: Node, size: int) -> None:
         # Through the cache item, which every cached handle of the file shares;
         # the change is uploaded like any other once the item is closed.
-        cache = self.cache
+        cache = self._cache
         item = await self._opener.acquire(node, keep_data=size > 0)
         try:
             await cache.truncate(item, size)
@@ -95,8 +95,8 @@ class AttributeChanges:
             await self._storage.set_mtime(node.remote_path, mtime)
             node.mtime = mtime
             return
-        if not node.is_dir and self.cache.has(node.path):
-            if await self.cache.set_mtime(node.path, mtime):
+        if not node.is_dir and self._cache.has(node.path):
+            if await self._cache.set_mtime(node.path, mtime):
                 node.mtime = mtime  # the upload carries it to the remote
                 return
         pending = node.pending_writers()

@@ -30,7 +30,7 @@ class HardLinks:
     ) -> None:
         self._server = storage if isinstance(storage, SupportsHardLinks) else None
         self._said_unsupported = False
-        self.cache = cache
+        self._cache = cache
         self._tree = tree
         self._metadata = metadata
         self._settle_commit = settle_commit
@@ -65,9 +65,9 @@ class HardLinks:
         """Put the file's pending changes on the remote first: a hard link is
         made there, to what the remote holds."""
         await self._settle_commit(node)
-        if node.pending_writers() or (not node.on_remote and self.cache.item(node.path) is None):
+        if node.pending_writers() or (not node.on_remote and self._cache.item(node.path) is None):
             raise OSError(errno.EBUSY, f"{node.path!r} is being written")
-        if self.cache.holds_local_changes(node.path) or not node.on_remote:
-            await self.cache.upload_now(node.path)
+        if self._cache.holds_local_changes(node.path) or not node.on_remote:
+            await self._cache.upload_now(node.path)
         if not node.on_remote:
             raise OSError(errno.EIO, f"{node.path!r} could not be uploaded")
